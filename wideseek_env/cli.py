@@ -1,0 +1,147 @@
+"""The ``wideseek`` command.
+
+Subcommands import their implementation lazily so that ``wideseek --help`` stays fast. Every user
+error (``WideseekError``) is printed as one line, ``wideseek: error: ...``, with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wideseek_env.errors import WideseekError
+
+
+def _corpus_build(args: argparse.Namespace) -> int:
+    from wideseek_env.corpus.build import build_corpus
+
+    manifest = build_corpus(
+        args.source, Path(args.input), Path(args.out), threads=args.threads, force=args.force
+    )
+    print(json.dumps(manifest, indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from wideseek_env.corpus.server import serve
+
+    serve(Path(args.index), host=args.host, port=args.port)
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    from wideseek_env.corpus.local import LocalRetriever
+
+    with LocalRetriever(Path(args.corpus)) as retriever:
+        for query, hits in zip(args.queries, retriever.search_many(args.queries, args.k)):
+            print(f"# {query}")
+            for hit in hits:
+                print(f"  {hit.score:7.2f}  {hit.title}  <{hit.url}>")
+                print(f"           {hit.text[:200]}")
+    return 0
+
+
+def _access(args: argparse.Namespace) -> int:
+    from wideseek_env.corpus.local import LocalRetriever
+
+    with LocalRetriever(Path(args.corpus)) as retriever:
+        for url, page in zip(args.urls, retriever.access_many(args.urls)):
+            print(f"# {url}")
+            print(page.text[: args.chars] if page else "(not in the corpus)")
+    return 0
+
+
+def _tasks_generate(args: argparse.Namespace) -> int:
+    from wideseek_env.tasks.generate import generate_tasks
+
+    stats = generate_tasks(Path(args.corpus), Path(args.out), seed=args.seed)
+    print(json.dumps(stats, indent=2))
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from wideseek_env.evaluation.batch import score_files
+
+    summary = score_files(
+        Path(args.tasks), Path(args.responses), Path(args.out), compat=args.compat, judge=args.judge
+    )
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from wideseek_env.demo import run_demo
+
+    return run_demo()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wideseek", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    corpus = commands.add_parser("corpus", help="build and inspect knowledge bases")
+    corpus_commands = corpus.add_subparsers(dest="corpus_command", required=True, metavar="ACTION")
+    build = corpus_commands.add_parser("build", help="build pages + a Tantivy index from a source")
+    build.add_argument("--source", required=True, choices=["ottqa", "dpr", "rlinf", "jsonl"])
+    build.add_argument("--input", required=True, help="source file or directory")
+    build.add_argument("--out", required=True, help="corpus directory to write")
+    build.add_argument("--threads", type=int, default=2, help="Tantivy indexing threads")
+    build.add_argument("--force", action="store_true", help="rebuild even if the input is unchanged")
+    build.set_defaults(handler=_corpus_build)
+
+    serve = commands.add_parser("serve", help="serve a built corpus over HTTP (/retrieve, /access)")
+    serve.add_argument("--index", required=True, help="a corpus directory built by 'corpus build'")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(handler=_serve)
+
+    search = commands.add_parser("search", help="BM25 search of a built corpus")
+    search.add_argument("--corpus", required=True)
+    search.add_argument("-k", type=int, default=3)
+    search.add_argument("queries", nargs="+")
+    search.set_defaults(handler=_search)
+
+    access = commands.add_parser("access", help="print stored pages by URL")
+    access.add_argument("--corpus", required=True)
+    access.add_argument("--chars", type=int, default=2000)
+    access.add_argument("urls", nargs="+")
+    access.set_defaults(handler=_access)
+
+    tasks = commands.add_parser("tasks", help="broad table tasks")
+    task_commands = tasks.add_subparsers(dest="tasks_command", required=True, metavar="ACTION")
+    generate = task_commands.add_parser("generate", help="generate tasks from a corpus's tables")
+    generate.add_argument("--corpus", required=True)
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(handler=_tasks_generate)
+
+    score = commands.add_parser("score", help="score table answers against a task file")
+    score.add_argument("--tasks", required=True, help="task JSONL (ours, WideSearch or WideSeek-R1)")
+    score.add_argument("--responses", required=True, help='JSONL of {"instance_id", "response"}')
+    score.add_argument("--out", required=True, help="per-task metrics JSONL to write")
+    score.add_argument("--compat", choices=["default", "widesearch"], default="default")
+    score.add_argument("--judge", default="deterministic", choices=["deterministic", "exact"])
+    score.set_defaults(handler=_score)
+
+    demo = commands.add_parser("demo", help="the main job: build the default corpus, show it working")
+    demo.set_defaults(handler=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except WideseekError as exc:
+        print(f"wideseek: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wideseek: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
