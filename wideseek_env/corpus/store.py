@@ -1,0 +1,126 @@
+"""The page store: an embedded SQLite key-value store of pages keyed by canonical URL, plus tables.
+
+Layout of ``pages.sqlite``::
+
+    pages(url TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL)
+    tables(uid TEXT PRIMARY KEY, url TEXT NOT NULL, data TEXT NOT NULL)   -- data: Table as JSON
+
+SQLite is in the standard library, safe for concurrent readers, and needs no server; each thread
+gets its own read-only connection (``sqlite3`` connections are not shareable across threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+from wideseek_env.corpus.types import Page, Table
+from wideseek_env.errors import CorpusNotBuiltError
+
+PAGES_FILE = "pages.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pages (url TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tables (uid TEXT PRIMARY KEY, url TEXT NOT NULL, data TEXT NOT NULL);
+"""
+
+
+def table_to_json(table: Table) -> str:
+    return json.dumps(dataclasses.asdict(table), ensure_ascii=False)
+
+
+def table_from_json(data: str) -> Table:
+    return Table(**json.loads(data))
+
+
+class PageWriter:
+    """Appends page fragments and tables while a corpus is built (single writer, one transaction)."""
+
+    def __init__(self, path: Path) -> None:
+        self._db = sqlite3.connect(path)
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;" + _SCHEMA)
+        self._db.execute("BEGIN")
+
+    def add_pages(self, pages: Iterable[Page]) -> None:
+        """Insert pages; a fragment whose URL exists already is appended to that page's text."""
+        self._db.executemany(
+            "INSERT INTO pages(url, title, text) VALUES (?, ?, ?) "
+            "ON CONFLICT(url) DO UPDATE SET text = pages.text || char(10) || char(10) || excluded.text",
+            ((p.url, p.title, p.text) for p in pages),
+        )
+
+    def add_tables(self, tables: Iterable[Table]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO tables(uid, url, data) VALUES (?, ?, ?)",
+            ((t.uid, t.url, table_to_json(t)) for t in tables),
+        )
+
+    def close(self) -> tuple[int, int]:
+        """Commit and return (number of pages, number of tables)."""
+        self._db.commit()
+        pages = self._db.execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+        tables = self._db.execute("SELECT COUNT(*) FROM tables").fetchone()[0]
+        self._db.close()
+        return pages, tables
+
+
+class PageStore:
+    """Read-only access to ``pages.sqlite``; safe to share between threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CorpusNotBuiltError(
+                f"page store {self.path} is missing; build the corpus with 'wideseek corpus build'"
+            )
+        self._local = threading.local()
+        try:
+            self._conn().execute("SELECT url, title, text FROM pages LIMIT 1").fetchall()
+            self._conn().execute("SELECT uid, url, data FROM tables LIMIT 1").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise CorpusNotBuiltError(
+                f"page store {self.path} is corrupt ({exc}); rebuild it with "
+                "'wideseek corpus build --force ...'"
+            ) from exc
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+            self._local.conn = conn
+        return conn
+
+    def get(self, url: str) -> Page | None:
+        """The page stored under canonical ``url``, or None."""
+        row = self._conn().execute(
+            "SELECT url, title, text FROM pages WHERE url = ?", (url,)
+        ).fetchone()
+        return Page(*row) if row else None
+
+    def get_many(self, urls: Sequence[str]) -> list[Page | None]:
+        return [self.get(url) for url in urls]
+
+    def __len__(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+
+    def iter_pages(self) -> Iterator[Page]:
+        for row in self._conn().execute("SELECT url, title, text FROM pages ORDER BY url"):
+            yield Page(*row)
+
+    def iter_tables(self) -> Iterator[Table]:
+        """Every stored table, in uid order (deterministic)."""
+        for (data,) in self._conn().execute("SELECT data FROM tables ORDER BY uid"):
+            yield table_from_json(data)
+
+    def count_tables(self) -> int:
+        return self._conn().execute("SELECT COUNT(*) FROM tables").fetchone()[0]
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
