@@ -1,0 +1,364 @@
+"""Score one answer against one task: WideSearch's procedure (REFERENCE.md section 2), step by step.
+
+``score_answer(task, response, judge=None, compat="default") -> TableScore``. It never raises on the
+answer's content: text without a table, garbage, undecodable bytes and ``None`` all score 0 with
+``error`` saying why.
+
+The steps (each module named does one):
+
+1. extract the table (:mod:`.markdown`);
+2. map the header to the required columns: normalised names first, the judge's ``align_keys`` for
+   the rest;
+3. cast cells to strings (:mod:`.cells`) and, in widesearch mode, drop rows with a duplicate key
+   (keep the first) in both tables;
+4. align key values of ``exact_match``/``llm_judge`` key columns with the judge's ``align_keys``;
+5. preprocess every column (:mod:`.preprocess`);
+6. inner-join answer rows to gold rows on the key columns; key cells score 1, other cells by their
+   metric (:mod:`.metrics`) or, for ``llm_judge``, the judge's ``judge_column`` (scores clamped to
+   [0, 1]; a judge returning the wrong number of scores gives 0s);
+7. a row is correct iff all its cells are (row score = min of cell scores);
+   item precision = sum of cell scores / (answer rows x required columns), item recall = the same
+   over gold rows; row precision/recall likewise from correct rows; F1 = harmonic mean, 0 when
+   p + r <= 1e-9. ``success`` is 1 only if all six values are exactly 1.
+
+``compat="widesearch"`` reproduces the official scorer, quirks included, for numbers comparable with
+published ones: official extractor; header mismatch after mapping (an extra, a missing or a
+duplicated column) -> every score 0; pandas' typing of cells (``19`` in an int column vs ``19.0`` in
+a float or text column fail ``exact_match``; empty and NA cells read "nan"); duplicate keys dropped
+on the raw cells before alignment and preprocessing, so two answer rows whose keys differ only in
+case or markup, or that the judge maps to one gold key, both join that gold row and recall can
+exceed 1; ``date_near`` of two non-dates and ``url_match`` of two URL-less cells score 1; no slack in
+``number_near``; ``success`` is also 1 when the preprocessed tables are equal and no key column was
+aligned (the official early check, which the alignment step otherwise defeats).
+
+``compat="default"`` fixes those quirks; every difference:
+
+- extraction: any fenced block (not only ```` ```markdown ````), escaped pipes, ``<br>``, tables
+  after ``</think>`` preferred, ragged rows padded or truncated instead of a parse failure;
+- columns: names compared after NFKC and without ``*``/backticks; an **extra column is ignored**;
+  a **missing required column scores 0 for its cells only** (rows can still match on the other
+  columns but cannot be correct); a missing *key* column makes the table unjoinable: all scores 0;
+  a repeated column: the first occurrence counts;
+- cells: cleaned alike on both sides (:func:`.cells.clean_cell`): emphasis removed, ``19.0`` read as
+  ``19``, no pandas typing, empty cells stay empty;
+- preprocessing: ``norm_str`` folds Unicode (NFKC) and removes every kind of whitespace;
+  ``extract_number`` gives canonical numbers (so number keys join across notations);
+- **one-to-one rows**: duplicate keys are dropped (keep first) *after* alignment and preprocessing,
+  in both tables, so each gold row is matched by at most one answer row and precision, recall and
+  F1 never exceed 1;
+- metrics: ``number_near`` has a 1e-9 relative slack; ``date_near`` of two non-dates and
+  ``url_match`` of two URL-less cells need equal ``norm_str`` forms; URL hosts ignore ``www.``;
+- ``success`` only from the six values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+from wideseek_env.evaluation.cells import (
+    TableParseError,
+    clean_cell,
+    gold_na,
+    widesearch_cast_columns,
+    widesearch_frame,
+)
+from wideseek_env.evaluation.judges import COLUMN_NAMES, Judge, get_judge
+from wideseek_env.evaluation.markdown import extract_table, extract_table_widesearch
+from wideseek_env.evaluation.metrics import score_cell
+from wideseek_env.evaluation.preprocess import norm_str, preprocess
+from wideseek_env.tasks.schema import Task, normalize_column_name
+
+COMPAT_MODES = ("default", "widesearch")
+_ALIGNED_METRICS = ("exact_match", "llm_judge")
+
+
+@dataclass
+class TableScore:
+    """The scores of one answer, plus diagnostics.
+
+    ``n_answer_rows``/``n_gold_rows`` are counted after duplicate keys are dropped (the
+    denominators); ``n_matched_rows`` is the number of joined (answer, gold) row pairs and
+    ``n_correct_rows`` the sum of their row scores. ``column_recall`` maps each required column to
+    the sum of its cell scores over gold rows. ``error`` says why a score is 0 when the answer could
+    not be read (no table, missing key column, header mismatch in widesearch mode...).
+    """
+
+    item_precision: float = 0.0
+    item_recall: float = 0.0
+    item_f1: float = 0.0
+    row_precision: float = 0.0
+    row_recall: float = 0.0
+    row_f1: float = 0.0
+    success: float = 0.0
+    n_answer_rows: int = 0
+    n_gold_rows: int = 0
+    n_matched_rows: int = 0
+    n_correct_rows: float = 0.0
+    n_ragged_rows: int = 0
+    columns_ok: bool = False
+    missing_columns: list[str] = field(default_factory=list)
+    extra_columns: list[str] = field(default_factory=list)
+    column_recall: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    compat: str = "default"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def f1(precision: float, recall: float) -> float:
+    """Harmonic mean, 0 when ``precision + recall <= 1e-9`` (the official epsilon)."""
+    return 2 * precision * recall / (precision + recall) if precision + recall > 1e-9 else 0.0
+
+
+def score_answer(
+    task: Task,
+    response: str | bytes | None,
+    *,
+    judge: Judge | str | None = None,
+    compat: str = "default",
+) -> TableScore:
+    """Score ``response`` (the agent's final answer) against ``task`` (module docstring)."""
+    if compat not in COMPAT_MODES:
+        raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
+    judge = get_judge(judge)
+    if task.kind == "qa":
+        from wideseek_env.evaluation.qa import score_qa
+
+        return score_qa(task, response, judge, compat)
+    reader = _read_widesearch if compat == "widesearch" else _read_default
+    read = reader(task, response, judge)
+    if isinstance(read, TableScore):
+        return read
+    return _score_rows(task, read, judge, compat)
+
+
+# ------------------------------------------------------------------------ steps 1-3, per mode
+
+
+@dataclass
+class _Read:
+    """Cast answer and gold rows (dicts over the answer's present required columns)."""
+
+    answer: list[dict[str, str]]
+    gold: list[dict[str, str]]
+    present: list[str]
+    missing: list[str]
+    extra: list[str]
+    n_ragged: int = 0
+
+
+def _fail(task: Task, compat: str, error: str, **diagnostics) -> TableScore:
+    return TableScore(n_gold_rows=len(task.gold), compat=compat, error=error, **diagnostics)
+
+
+def _column_key(name: str) -> str:
+    return norm_str(normalize_column_name(name)).replace("`", "")
+
+
+def _map_columns_default(header: list[str], task: Task, judge: Judge) -> dict[int, str]:
+    """Answer column index -> required column, one-to-one; first occurrence of a name wins."""
+    by_key: dict[str, str] = {}
+    for col in task.required_columns:
+        by_key.setdefault(_column_key(col), col)
+    mapping: dict[int, str] = {}
+    taken: set[str] = set()
+    for i, name in enumerate(header):
+        col = by_key.get(_column_key(name))
+        if col is not None and col not in taken:
+            mapping[i] = col
+            taken.add(col)
+    left_names = {header[i]: i for i in range(len(header)) if i not in mapping and header[i]}
+    left_cols = [c for c in task.required_columns if c not in taken]
+    if left_names and left_cols:
+        aligned = judge.align_keys(list(left_names), left_cols, COLUMN_NAMES)
+        for name, col in aligned.items():
+            if name in left_names and col in left_cols and col not in taken:
+                mapping[left_names[name]] = col
+                taken.add(col)
+    return mapping
+
+
+def _read_default(task: Task, response, judge: Judge) -> _Read | TableScore:
+    table = extract_table(response)
+    if table is None:
+        return _fail(task, "default", "no markdown table in the answer")
+    mapping = _map_columns_default(table.header, task, judge)
+    present = [c for c in task.required_columns if c in mapping.values()]
+    missing = [c for c in task.required_columns if c not in mapping.values()]
+    extra = [table.header[i] for i in range(len(table.header)) if i not in mapping]
+    missing_keys = [c for c in task.unique_columns if c in missing]
+    if missing_keys:
+        return _fail(
+            task,
+            "default",
+            f"key column(s) {missing_keys} missing from the answer's header {table.header}",
+            n_answer_rows=len(table.rows),
+            n_ragged_rows=table.n_ragged,
+            missing_columns=missing,
+            extra_columns=extra,
+        )
+    answer = [{col: clean_cell(row[i]) for i, col in mapping.items()} for row in table.rows]
+    gold = [{col: clean_cell(row[col]) for col in present} for row in task.gold]
+    return _Read(answer, gold, present, missing, extra, table.n_ragged)
+
+
+def _read_widesearch(task: Task, response, judge: Judge) -> _Read | TableScore:
+    fields = extract_table_widesearch(response)
+    if not fields:
+        return _fail(task, "widesearch", "no markdown table in the answer")
+    try:
+        names, rows = widesearch_frame(fields)
+    except TableParseError as exc:
+        return _fail(task, "widesearch", f"table does not parse: {exc}")
+    names = [normalize_column_name(n) for n in names]
+    required = task.required_columns
+    if set(names) != set(required):
+        left_names = [n for n in names if n not in required]
+        left_cols = [c for c in required if c not in names]
+        if left_names and left_cols:
+            aligned = judge.align_keys(left_names, left_cols, COLUMN_NAMES)
+            names = [aligned.get(n, n) if n in left_names else n for n in names]
+    if set(names) != set(required) or len(names) != len(set(names)):
+        return _fail(
+            task,
+            "widesearch",
+            f"answer columns {names} != required columns {required}",
+            n_answer_rows=len(rows),
+            missing_columns=[c for c in required if c not in names],
+            extra_columns=[n for n in names if n not in required],
+        )
+    index = {name: i for i, name in enumerate(names)}
+    answer_cols: dict[str, list[str]] = {}
+    gold_cols: dict[str, list[str]] = {}
+    for col in required:
+        a_vals = [row[index[col]] for row in rows]
+        g_vals = [gold_na(row[col]) for row in task.gold]
+        answer_cols[col], gold_cols[col] = widesearch_cast_columns(a_vals, g_vals)
+    answer = [{c: answer_cols[c][i] for c in required} for i in range(len(rows))]
+    gold = [{c: gold_cols[c][i] for c in required} for i in range(len(task.gold))]
+    # Official order: duplicate keys are dropped on the cast strings, before alignment.
+    keys = task.unique_columns
+    return _Read(_dedupe(answer, keys), _dedupe(gold, keys), list(required), [], [])
+
+
+def _dedupe(rows: list[dict[str, str]], keys: Sequence[str]) -> list[dict[str, str]]:
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+# ------------------------------------------------------------------------------- steps 4-7
+
+
+def _score_rows(task: Task, read: _Read, judge: Judge, compat: str) -> TableScore:
+    keys = task.unique_columns
+    answer, gold = read.answer, read.gold
+
+    # Step 4: align key values, answer -> gold, per key column that a judge may align.
+    aligned_any = False
+    for col in keys:
+        spec = task.columns[col]
+        if spec.metric not in _ALIGNED_METRICS:
+            continue
+        aligned_any = True
+        mapping = judge.align_keys(
+            list(dict.fromkeys(r[col] for r in answer)), list(dict.fromkeys(g[col] for g in gold)), spec
+        )
+        if mapping:
+            for row in answer:
+                row[col] = mapping.get(row[col], row[col])
+
+    # Step 5: preprocess both tables.
+    for col in read.present:
+        name = task.columns[col].preprocess
+        if name is None:
+            continue
+        cache: dict[str, str] = {}
+        for row in (*answer, *gold):
+            value = row[col]
+            if value not in cache:
+                cache[value] = preprocess(value, name, compat)
+            row[col] = cache[value]
+    if compat == "default":
+        answer, gold = _dedupe(answer, keys), _dedupe(gold, keys)
+
+    n_cols = len(task.required_columns)
+    n_answer, n_gold = len(answer), len(gold)
+
+    # Step 6: inner join on the key columns; one pair per (answer row, gold row) with equal keys.
+    gold_index: dict[tuple[str, ...], list[int]] = {}
+    for j, row in enumerate(gold):
+        gold_index.setdefault(tuple(row[k] for k in keys), []).append(j)
+    pairs = [(i, j) for i, row in enumerate(answer) for j in gold_index.get(tuple(row[k] for k in keys), ())]
+
+    row_scores = [1.0] * len(pairs)
+    column_totals: dict[str, float] = {}
+    for col in task.required_columns:
+        cells = _column_scores(task, col, read, answer, gold, pairs, judge, compat)
+        column_totals[col] = sum(cells)
+        for p, s in enumerate(cells):
+            if s < row_scores[p]:
+                row_scores[p] = s
+
+    # Step 7: precision, recall, F1, success.
+    tp_item = sum(column_totals.values())
+    tp_row = sum(row_scores)
+    item_p = tp_item / (n_answer * n_cols) if n_answer else 0.0
+    item_r = tp_item / (n_gold * n_cols) if n_gold else 0.0
+    row_p = tp_row / n_answer if n_answer else 0.0
+    row_r = tp_row / n_gold if n_gold else 0.0
+    score = TableScore(
+        item_precision=item_p,
+        item_recall=item_r,
+        item_f1=f1(item_p, item_r),
+        row_precision=row_p,
+        row_recall=row_r,
+        row_f1=f1(row_p, row_r),
+        n_answer_rows=n_answer,
+        n_gold_rows=n_gold,
+        n_matched_rows=len(pairs),
+        n_correct_rows=tp_row,
+        n_ragged_rows=read.n_ragged,
+        columns_ok=not read.missing and not read.extra,
+        missing_columns=read.missing,
+        extra_columns=read.extra,
+        column_recall={c: (t / n_gold if n_gold else 0.0) for c, t in column_totals.items()},
+        compat=compat,
+    )
+    values = (score.item_precision, score.item_recall, score.item_f1, score.row_precision, score.row_recall, score.row_f1)
+    perfect = all(v == 1.0 for v in values)
+    if compat == "widesearch" and not aligned_any and not perfect:
+        perfect = _same_table(answer, gold, task.required_columns)
+    score.success = 1.0 if perfect else 0.0
+    return score
+
+
+def _column_scores(task, col, read, answer, gold, pairs, judge, compat) -> list[float]:
+    if col in task.unique_columns:
+        return [1.0] * len(pairs)
+    if col not in read.present:
+        return [0.0] * len(pairs)
+    spec = task.columns[col]
+    if spec.metric == "llm_judge":
+        if not pairs:
+            return []
+        scores = judge.judge_column(spec, spec.criterion, [(answer[i][col], gold[j][col]) for i, j in pairs])
+        if len(scores) != len(pairs):
+            return [0.0] * len(pairs)
+        return [min(max(float(s), 0.0), 1.0) for s in scores]
+    tolerance = spec.effective_tolerance
+    return [score_cell(spec.metric, answer[i][col], gold[j][col], tolerance, compat) for i, j in pairs]
+
+
+def _same_table(answer, gold, columns) -> bool:
+    if len(answer) != len(gold):
+        return False
+    as_rows = sorted(tuple(r[c] for c in columns) for r in answer)
+    return as_rows == sorted(tuple(r[c] for c in columns) for r in gold)

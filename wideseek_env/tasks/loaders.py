@@ -1,0 +1,414 @@
+"""Read task files in any of the three supported formats, and the :class:`TaskSet` container.
+
+``load_tasks(path)`` detects the format of each file from its first record:
+
+- **ours** (``Task.to_json`` lines; has ``required_columns`` and ``gold``);
+- **WideSearch** ``widesearch.jsonl`` (``instance_id``, ``query``, ``evaluation`` as a JSON string or
+  object, ``language``) with the gold tables in ``gold/<instance_id>.csv`` (or ``widesearch_gold/``)
+  beside the file. CSVs may start with a BOM and hold multi-line quoted cells; header names are
+  normalised and only the required columns are kept (extra ones such as "Country" are dropped);
+  cells are stripped; short rows are padded with empty cells;
+- **WideSeek-R1 training data** (``question`` or ``query``; ``answer``: a markdown table string for
+  table tasks; ``unique_columns``; optional ``evaluation`` (object or JSON string) with ``required``
+  and optionally ``eval_pipeline``; ``instance_id``; ``language``). Without ``required`` the answer
+  table's header is used; without ``unique_columns`` the first column is the key; without an
+  ``eval_pipeline`` keys are ``exact_match`` and other columns ``llm_judge``. A record whose
+  ``answer`` is a list, holds no table, or has ``is_markdown: false`` is a QA task (``kind="qa"``).
+
+``path`` may be a ``.jsonl`` file, a ``.json`` file holding a list of records, or a directory (every
+``*.jsonl`` in it, sorted). Any problem (unreadable file, undecodable bytes, invalid JSON, missing
+fields, a gold CSV missing or lacking a required column, duplicate ids) raises
+:class:`~wideseek_env.errors.TaskFormatError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import random
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from wideseek_env.errors import TaskFormatError, UnknownTaskError
+from wideseek_env.tasks.schema import (
+    ColumnSpec,
+    Task,
+    default_columns,
+    normalize_column_name,
+)
+
+FORMATS = ("wideseek", "widesearch", "wideseek-r1")
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TaskFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise TaskFormatError(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
+def _records(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, decoded JSON value) of each non-blank line, or of each item of a JSON list."""
+    text = _read_text(path)
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TaskFormatError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        items = data if isinstance(data, list) else [data]
+        for index, item in enumerate(items, start=1):
+            yield index, item
+        return
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yield line_no, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise TaskFormatError(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+
+
+def detect_format(record: Any) -> str | None:
+    """``"wideseek"``, ``"widesearch"`` or ``"wideseek-r1"`` for a decoded record, else ``None``."""
+    if not isinstance(record, dict):
+        return None
+    if "required_columns" in record and "gold" in record:
+        return "wideseek"
+    if "answer" in record and ("question" in record or "query" in record):
+        return "wideseek-r1"
+    if "evaluation" in record and "instance_id" in record:
+        return "widesearch"
+    return None
+
+
+def load_tasks(path: str | Path) -> list[Task]:
+    """All tasks of a file or directory, in file order (see the module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise TaskFormatError(f"{path}: directory holds no *.jsonl task file")
+    elif path.exists():
+        files = [path]
+    else:
+        raise TaskFormatError(f"{path}: no such task file")
+    tasks: list[Task] = []
+    where: dict[str, str] = {}
+    for file in files:
+        for location, task in _load_file(file):
+            if task.id in where:
+                raise TaskFormatError(f"{location}: duplicate task id {task.id!r} (first at {where[task.id]})")
+            where[task.id] = location
+            tasks.append(task)
+    return tasks
+
+
+def _load_file(path: Path) -> Iterator[tuple[str, Task]]:
+    fmt: str | None = None
+    for line_no, record in _records(path):
+        location = f"{path}:{line_no}"
+        this = detect_format(record)
+        if fmt is None:
+            if this is None:
+                raise TaskFormatError(
+                    f"{location}: unknown task format: expected our task JSON (required_columns, gold), "
+                    "WideSearch (instance_id, evaluation) or WideSeek-R1 (question, answer); got "
+                    + (f"keys {sorted(record)[:8]}" if isinstance(record, dict) else type(record).__name__)
+                )
+            fmt = this
+        elif this != fmt:
+            raise TaskFormatError(f"{location}: record is not in this file's format ({fmt})")
+        try:
+            if fmt == "wideseek":
+                task = Task.from_json(record)
+            elif fmt == "widesearch":
+                task = _from_widesearch(record, path)
+            else:
+                task = _from_wideseek_r1(record, path, line_no)
+        except TaskFormatError as exc:
+            raise TaskFormatError(f"{location}: {exc}") from None
+        yield location, task
+
+
+def save_tasks(tasks: Iterable[Task], path: str | Path) -> int:
+    """Write tasks as our JSONL (one ``Task.to_json()`` per line, UTF-8); returns the count."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with path.open("w", encoding="utf-8") as out:
+        for task in tasks:
+            out.write(json.dumps(task.to_json(), ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+# ------------------------------------------------------------------------------- WideSearch
+
+
+def _require(record: dict, *names: str) -> None:
+    missing = [n for n in names if n not in record]
+    if missing:
+        raise TaskFormatError(f"record lacks fields {missing}")
+
+
+def _evaluation(record: dict) -> dict | None:
+    evaluation = record.get("evaluation")
+    if evaluation is None or evaluation == "":
+        return None
+    if isinstance(evaluation, str):
+        try:
+            evaluation = json.loads(evaluation)
+        except json.JSONDecodeError as exc:
+            raise TaskFormatError(f"'evaluation' is not valid JSON: {exc.msg}") from None
+    if not isinstance(evaluation, dict):
+        raise TaskFormatError("'evaluation' must be an object")
+    return evaluation
+
+
+def _string_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TaskFormatError(f"{what} must be a list of strings")
+    return [normalize_column_name(v) for v in value]
+
+
+def _specs_from_pipeline(pipeline: dict, required: list[str], unique: list[str]) -> dict[str, ColumnSpec]:
+    if not isinstance(pipeline, dict):
+        raise TaskFormatError("'eval_pipeline' must be an object")
+    pipeline = {normalize_column_name(k): v for k, v in pipeline.items()}
+    defaults = default_columns(required, unique)
+    specs: dict[str, ColumnSpec] = {}
+    for col in required:
+        entry = pipeline.get(col)
+        if entry is None:
+            specs[col] = defaults[col]
+            continue
+        if not isinstance(entry, dict):
+            raise TaskFormatError(f"eval_pipeline[{col!r}] must be an object")
+        steps = entry.get("preprocess") or []
+        metrics = entry.get("metric") or ["exact_match"]
+        steps = [steps] if isinstance(steps, str) else steps
+        metrics = [metrics] if isinstance(metrics, str) else metrics
+        if len(steps) > 1 or len(metrics) != 1:
+            raise TaskFormatError(
+                f"eval_pipeline[{col!r}]: one preprocess step and one metric are supported, "
+                f"got {steps} and {metrics}"
+            )
+        metric = metrics[0]
+        criterion = entry.get("criterion")
+        tolerance = None
+        if metric in ("number_near", "date_near") and criterion is not None:
+            tolerance, criterion = criterion, None
+        elif criterion is not None and not isinstance(criterion, str):
+            criterion = str(criterion)
+        specs[col] = ColumnSpec(col, steps[0] if steps else None, metric, tolerance, criterion)
+    return specs
+
+
+def _read_gold_csv(csv_path: Path, required: list[str]) -> tuple[list[str], list[dict[str, str]]]:
+    """Display names (in ``required`` order) and gold rows of a WideSearch gold CSV."""
+    if not csv_path.exists():
+        raise TaskFormatError(f"gold table {csv_path} is missing")
+    text = _read_text(csv_path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise TaskFormatError(f"{csv_path}: empty gold CSV") from None
+    except csv.Error as exc:
+        raise TaskFormatError(f"{csv_path}:1: {exc}") from None
+    positions: dict[str, int] = {}
+    for i, name in enumerate(header):
+        positions.setdefault(normalize_column_name(name.strip()), i)
+    missing = [c for c in required if c not in positions]
+    if missing:
+        raise TaskFormatError(f"{csv_path}: gold CSV lacks required columns {missing} (header {header})")
+    display = [header[positions[c]].strip() for c in required]
+    rows: list[dict[str, str]] = []
+    try:
+        for cells in reader:
+            if not cells or not any(c.strip() for c in cells):
+                continue  # blank lines (pandas skips them too)
+            if len(cells) > len(header):
+                raise TaskFormatError(
+                    f"{csv_path}:{reader.line_num}: {len(cells)} cells for {len(header)} columns"
+                )
+            cells = cells + [""] * (len(header) - len(cells))
+            rows.append({c: cells[positions[c]].strip() for c in required})
+    except csv.Error as exc:
+        raise TaskFormatError(f"{csv_path}:{reader.line_num}: {exc}") from None
+    return display, rows
+
+
+def _language(record: dict, task_id: str) -> str:
+    language = record.get("language")
+    if isinstance(language, str) and language:
+        return language
+    return "zh" if "_zh_" in task_id or task_id.startswith("zh") else "en"
+
+
+def _from_widesearch(record: dict, path: Path) -> Task:
+    _require(record, "instance_id", "query", "evaluation")
+    task_id = str(record["instance_id"])
+    evaluation = _evaluation(record)
+    if evaluation is None:
+        raise TaskFormatError("'evaluation' is empty")
+    _require(evaluation, "required", "unique_columns")
+    required = _string_list(evaluation["required"], "evaluation.required")
+    unique = _string_list(evaluation["unique_columns"], "evaluation.unique_columns")
+    specs = _specs_from_pipeline(evaluation.get("eval_pipeline") or {}, required, unique)
+    gold_dir = next(
+        (d for d in (path.parent / "gold", path.parent / "widesearch_gold") if d.is_dir()),
+        path.parent / "gold",
+    )
+    csv_path = gold_dir / f"{task_id}.csv"
+    display, gold = _read_gold_csv(csv_path, required)
+    return Task(
+        id=task_id,
+        query=str(record["query"]),
+        language=_language(record, task_id),
+        required_columns=required,
+        unique_columns=unique,
+        columns=specs,
+        gold=gold,
+        display_columns=display,
+        kind="widesearch",
+        provenance={"source": "widesearch", "gold": f"{gold_dir.name}/{csv_path.name}"},
+    )
+
+
+# ------------------------------------------------------------------------------ WideSeek-R1
+
+
+def _from_wideseek_r1(record: dict, path: Path, line_no: int) -> Task:
+    from wideseek_env.evaluation.markdown import extract_table
+
+    query = record.get("question", record.get("query"))
+    if not isinstance(query, str):
+        raise TaskFormatError("'question' (or 'query') must be a string")
+    task_id = str(record.get("instance_id") or f"{path.stem}-{line_no}")
+    language = _language(record, task_id)
+    answer = record["answer"]
+    provenance = {"source": "wideseek-r1", "file": path.name, "line": line_no}
+    table = None
+    if isinstance(answer, str) and record.get("is_markdown", True) is not False:
+        table = extract_table(answer)
+    if table is None or not table.header:
+        answers = answer if isinstance(answer, list) else [answer]
+        answers = [str(a) for a in answers if a is not None and str(a).strip()]
+        if not answers:
+            raise TaskFormatError("'answer' is empty")
+        return Task(
+            id=task_id,
+            query=query,
+            language=language,
+            required_columns=["answer"],
+            unique_columns=["answer"],
+            columns={"answer": ColumnSpec("answer", "norm_str", "llm_judge")},
+            gold=[{"answer": a} for a in answers],
+            kind="qa",
+            provenance=provenance,
+        )
+    header = [normalize_column_name(h) for h in table.header]
+    positions: dict[str, int] = {}
+    for i, name in enumerate(header):
+        positions.setdefault(name, i)
+    evaluation = _evaluation(record) or {}
+    required = _string_list(evaluation["required"], "evaluation.required") if evaluation.get("required") else list(positions)
+    missing = [c for c in required if c not in positions]
+    if missing:
+        raise TaskFormatError(f"answer table lacks required columns {missing} (header {table.header})")
+    unique_raw = record.get("unique_columns") or evaluation.get("unique_columns")
+    unique = _string_list(unique_raw, "unique_columns") if unique_raw else [required[0]]
+    specs = _specs_from_pipeline(evaluation.get("eval_pipeline") or {}, required, unique)
+    return Task(
+        id=task_id,
+        query=query,
+        language=language,
+        required_columns=required,
+        unique_columns=unique,
+        columns=specs,
+        gold=[{c: row[positions[c]] for c in required} for row in table.rows],
+        display_columns=[table.header[positions[c]] for c in required],
+        kind=str(record.get("kind") or "wideseek-r1"),
+        provenance=provenance,
+    )
+
+
+# ---------------------------------------------------------------------------------- TaskSet
+
+
+class TaskSet:
+    """Tasks by id, in load order.
+
+    ``taskset[id]`` and ``taskset.get(id)`` raise :class:`UnknownTaskError` naming the id and the
+    closest known ids; ``id in taskset``; ``len(taskset)``; iterating yields :class:`Task` objects
+    (not ids); ``sample(rng)`` draws one task uniformly.
+    """
+
+    def __init__(self, tasks: Iterable[Task]) -> None:
+        self._tasks: dict[str, Task] = {}
+        for task in tasks:
+            if task.id in self._tasks:
+                raise TaskFormatError(f"duplicate task id {task.id!r}")
+            self._tasks[task.id] = task
+        self._ids = list(self._tasks)
+
+    @classmethod
+    def from_path(cls, path: str | Path) -> "TaskSet":
+        return cls(load_tasks(path))
+
+    def get(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except (KeyError, TypeError):
+            close = difflib.get_close_matches(str(task_id), self._ids, n=3, cutoff=0.5)
+            hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+            raise UnknownTaskError(f"unknown task id {task_id!r} ({len(self)} tasks){hint}") from None
+
+    __getitem__ = get
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self._tasks.values())
+
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
+    def filter(self, *, kind: str | None = None, language: str | None = None) -> "TaskSet":
+        """The tasks of one kind and/or language."""
+        return TaskSet(
+            t for t in self if (kind is None or t.kind == kind) and (language is None or t.language == language)
+        )
+
+    def sample(self, rng: Any = None) -> Task:
+        """One task drawn uniformly with ``rng``: a ``numpy.random.Generator``, a ``random.Random``,
+        an int seed, or ``None`` (fresh entropy)."""
+        if not self._ids:
+            raise UnknownTaskError("cannot sample from an empty task set")
+        if rng is None or isinstance(rng, int):
+            rng = random.Random(rng)
+        if hasattr(rng, "integers"):
+            index = int(rng.integers(len(self._ids)))
+        else:
+            index = rng.randrange(len(self._ids))
+        return self._tasks[self._ids[index]]
