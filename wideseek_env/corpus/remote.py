@@ -1,0 +1,232 @@
+"""A Retriever that talks to a retrieval server (``wideseek serve``) over HTTP.
+
+Many env workers, on one machine or many, can share one index this way. The protocol is described
+in ``wideseek_env.corpus.server``; this client also reads the plain Search-R1 shape (hits with only
+``contents``, or wrapped as ``{"document": {...}, "score": ...}``), so it works against other
+servers of that family.
+
+One ``search_many`` call is one ``POST /retrieve`` (split into requests of at most ``max_batch``
+queries when larger); one ``access_many`` is one ``POST /access``. Each thread keeps its own
+keep-alive connection. A connection the server closed while idle is re-opened once, transparently.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+from typing import Any, Sequence
+from urllib.parse import urlsplit
+
+from wideseek_env.corpus.types import Hit, Page
+from wideseek_env.errors import WideseekError
+
+
+class RetrievalServerError(WideseekError):
+    """The retrieval server is unreachable or answered with an error."""
+
+
+def _parse_contents(contents: str) -> tuple[str, str]:
+    """Split Search-R1 ``contents`` (``"Title"\\ntext``) into title and text."""
+    first, _, rest = contents.partition("\n")
+    title = first.strip()
+    if len(title) >= 2 and title[0] == title[-1] == '"':
+        title = title[1:-1]
+    return title, rest
+
+
+def _hit_from_json(item: Any) -> Hit | None:
+    if not isinstance(item, dict):
+        return None
+    score = item.get("score", 0.0)
+    doc = item.get("document") if isinstance(item.get("document"), dict) else item
+    title, text, url = doc.get("title"), doc.get("text"), doc.get("url")
+    contents = doc.get("contents")
+    if (title is None or text is None) and isinstance(contents, str):
+        parsed_title, parsed_text = _parse_contents(contents)
+        title = parsed_title if title is None else title
+        text = parsed_text if text is None else text
+    try:
+        score = float(score)
+    except (TypeError, ValueError):
+        score = 0.0
+    return Hit(str(title or ""), str(url or item.get("url") or ""), str(text or ""), score)
+
+
+def _page_from_json(item: Any) -> Page | None:
+    if not isinstance(item, dict):
+        return None
+    text = item.get("contents")
+    if text is None:
+        text = item.get("text")
+    if text is None:
+        return None
+    title = item.get("title")
+    if title is None:
+        title, text = _parse_contents(text) if str(text).startswith('"') else ("", text)
+    return Page(str(item.get("url") or ""), str(title), str(text))
+
+
+class HTTPRetriever:
+    """Retriever over HTTP. ``base_url`` is ``http://host:port`` (``host:port`` also works).
+
+    Raises ``RetrievalServerError`` (a ``WideseekError``) when the server cannot be reached or
+    answers with an error; the message names the URL and how to start a server.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float = 30, max_batch: int = 256) -> None:
+        if "://" not in base_url:
+            base_url = "http://" + base_url
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WideseekError(f"bad retrieval server URL {base_url!r}; expected http://HOST:PORT")
+        self.base_url = base_url.rstrip("/")
+        self._scheme = parts.scheme
+        self._host = parts.hostname
+        self._port = parts.port or (443 if parts.scheme == "https" else 80)
+        self._prefix = parts.path.rstrip("/")
+        self.timeout = timeout
+        self.max_batch = max(1, int(max_batch))
+        self._local = threading.local()
+        self._conns: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> "HTTPRetriever":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
+        self._local = threading.local()
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+            conn = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = conn
+            with self._lock:
+                self._conns.append(conn)
+        return conn
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+            with self._lock:
+                if conn in self._conns:
+                    self._conns.remove(conn)
+
+    def _unreachable(self, exc: BaseException) -> RetrievalServerError:
+        return RetrievalServerError(
+            f"cannot reach the retrieval server at {self.base_url} ({type(exc).__name__}: {exc}); "
+            "start one with 'wideseek serve --index CORPUS_DIR --port PORT' or check the URL"
+        )
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        for attempt in (0, 1):
+            conn = self._connection()
+            try:
+                conn.request("POST", self._prefix + path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    http.client.CannotSendRequest, http.client.BadStatusLine) as exc:
+                # An idle keep-alive connection the server closed: retry once on a new one.
+                self._drop_connection()
+                if attempt == 1:
+                    raise self._unreachable(exc) from exc
+                continue
+            except (OSError, socket.timeout, http.client.HTTPException) as exc:
+                self._drop_connection()
+                raise self._unreachable(exc) from exc
+            if response.getheader("Connection", "").lower() == "close":
+                self._drop_connection()
+            try:
+                decoded = json.loads(data)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} answered {path} with status "
+                    f"{response.status} and a body that is not JSON: {data[:200]!r}"
+                ) from None
+            if response.status != 200:
+                message = decoded.get("error") if isinstance(decoded, dict) else decoded
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} answered {path} with status "
+                    f"{response.status}: {message}"
+                )
+            if not isinstance(decoded, dict) or not isinstance(decoded.get("result"), list):
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} answered {path} without a 'result' list"
+                )
+            return decoded["result"]
+        raise AssertionError("unreachable")
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` of the server (raises RetrievalServerError if unreachable)."""
+        conn = self._connection()
+        try:
+            conn.request("GET", self._prefix + "/health")
+            response = conn.getresponse()
+            data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise self._unreachable(exc) from exc
+        try:
+            return json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RetrievalServerError(f"{self.base_url}/health did not answer JSON") from None
+
+    # -- Retriever ---------------------------------------------------------------------------
+
+    def search_many(self, queries: Sequence[str], k: int = 3) -> list[list[Hit]]:
+        queries = [q if isinstance(q, str) else "" for q in queries]
+        try:
+            k = int(k)
+        except (TypeError, ValueError):
+            k = 3
+        if k <= 0 or not queries:
+            return [[] for _ in queries]
+        k = min(k, 100)
+        out: list[list[Hit]] = []
+        for start in range(0, len(queries), self.max_batch):
+            batch = queries[start : start + self.max_batch]
+            result = self._post("/retrieve", {"queries": batch, "topk": k, "return_scores": True})
+            if len(result) != len(batch):
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} returned {len(result)} hit lists "
+                    f"for {len(batch)} queries"
+                )
+            for hits in result:
+                parsed = [_hit_from_json(h) for h in hits] if isinstance(hits, list) else []
+                out.append([h for h in parsed if h is not None][:k])
+        return out
+
+    def access_many(self, urls: Sequence[str]) -> list[Page | None]:
+        urls = list(urls)
+        out: list[Page | None] = [None] * len(urls)
+        wanted = [(i, u) for i, u in enumerate(urls) if isinstance(u, str) and u.strip()]
+        for start in range(0, len(wanted), self.max_batch):
+            batch = wanted[start : start + self.max_batch]
+            result = self._post("/access", {"urls": [u for _, u in batch]})
+            if len(result) != len(batch):
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} returned {len(result)} pages "
+                    f"for {len(batch)} URLs"
+                )
+            for (i, _), item in zip(batch, result):
+                out[i] = _page_from_json(item)
+        return out

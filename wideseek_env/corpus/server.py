@@ -1,0 +1,342 @@
+"""The retrieval server: one shared index for many env workers, over HTTP/JSON.
+
+Protocol (the one Search-R1, ASearcher and RLinf's WideSeek-R1 clients speak):
+
+``POST /retrieve`` with ``{"queries": [str, ...], "topk": int = 3, "return_scores": bool = false}``
+answers ``{"result": [[hit, ...], ...]}``, one list per query, each hit
+``{"contents": "\\"Title\\"\\ntext", "title": str, "url": str, "text": str}``. ``contents`` has the
+title quoted on its first line, as in the DPR/Search-R1 ``wiki-18.jsonl`` corpus: RLinf's client
+reads ``contents`` and ``url``. With ``return_scores: true`` each hit also carries ``"score"`` and
+``"document"`` (the same four fields again), because Search-R1-style clients, which always ask for
+scores, read ``hit["document"]["contents"]``.
+
+``POST /access`` with ``{"urls": [str, ...]}`` answers ``{"result": [page or null, ...]}`` with
+page ``{"url": canonical URL, "title": str, "contents": page text}`` (RLinf reads ``contents``).
+Every Wikipedia URL form is accepted (``/wiki/X``, full URLs, ``index.php?title=X``,
+``index.php/X``); an unknown or non-Wikipedia URL gives ``null``.
+
+``GET /health`` answers ``{"status": "ok", "passages": N}``.
+
+Errors answer a 4xx/5xx status with ``{"error": "..."}``: malformed JSON or wrong field types 400,
+a body over ``max_body_bytes`` 413 (the body is not read; the connection is closed), more than
+``max_items`` queries or URLs in one request 400, a missing ``Content-Length`` 411, an unknown path
+404, a wrong method 405, too many open connections 503. The server never touches the filesystem
+based on request content: it only searches the index and looks pages up by key.
+
+Each connection is a thread (``ThreadingHTTPServer``) with keep-alive. Every socket read has a
+timeout (``timeout`` seconds), and a request body must arrive within ``timeout`` seconds in total,
+so clients that stall or trickle are cut off without holding up the others. There is no
+authentication: bind to 127.0.0.1 (the default) unless the network is trusted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from wideseek_env.corpus.types import Hit, Page, Retriever
+
+DEFAULT_TOPK = 3
+MAX_TOPK = 100
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def hit_to_json(hit: Hit, *, with_score: bool) -> dict[str, Any]:
+    doc = {
+        "contents": f'"{hit.title}"\n{hit.text}',
+        "title": hit.title,
+        "url": hit.url,
+        "text": hit.text,
+    }
+    if not with_score:
+        return doc
+    return {**doc, "score": float(hit.score), "document": dict(doc)}
+
+
+def page_to_json(page: Page | None) -> dict[str, Any] | None:
+    if page is None:
+        return None
+    return {"url": page.url, "title": page.title, "contents": page.text}
+
+
+class RetrievalServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer bound to a retriever; ``port`` and ``url`` tell where it listens."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        retriever: Retriever,
+        *,
+        max_body_bytes: int = 1 << 20,
+        max_items: int = 256,
+        timeout: float = 10.0,
+        max_connections: int = 512,
+        verbose: bool = False,
+    ) -> None:
+        self.retriever = retriever
+        self.max_body_bytes = max_body_bytes
+        self.max_items = max_items
+        self.timeout_s = timeout
+        self.verbose = verbose
+        self._slots = threading.BoundedSemaphore(max_connections)
+        super().__init__(address, _Handler)
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    @property
+    def url(self) -> str:
+        host = self.server_address[0]
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def process_request(self, request, client_address):  # one thread per connection, bounded
+        if not self._slots.acquire(blocking=False):
+            try:
+                body = json.dumps({"error": "too many open connections; retry later"}).encode()
+                request.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+                    + body
+                )
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    def handle_error(self, request, client_address):  # a dropped client is not worth a traceback
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (OSError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "wideseek-retrieval/1"
+    server: RetrievalServer
+
+    def setup(self) -> None:
+        self.timeout = self.server.timeout_s  # per-read socket timeout (StreamRequestHandler)
+        super().setup()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _send_json(self, status: int, payload: Any, *, close: bool = False) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, *, close: bool = False) -> None:
+        self._send_json(status, {"error": message}, close=close)
+
+    def _read_json(self) -> Any:
+        if self.headers.get("Transfer-Encoding", "").lower() not in ("", "identity"):
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not supported; send Content-Length")
+        length_text = self.headers.get("Content-Length")
+        if length_text is None:
+            raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length is not a number") from None
+        if length < 0:
+            raise RequestError(HTTPStatus.BAD_REQUEST, "Content-Length is negative")
+        if length > self.server.max_body_bytes:
+            self._drain(length)
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                f"request body of {length} bytes is over the limit of {self.server.max_body_bytes}",
+            )
+        deadline = time.monotonic() + self.server.timeout_s
+        chunks = []
+        remaining = length
+        while remaining > 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("request body too slow")
+            chunk = self.rfile.read1(min(remaining, 65536))
+            if not chunk:
+                raise ConnectionError("client closed the connection mid-body")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {exc}") from None
+
+    def _drain(self, length: int) -> None:
+        """Read and drop a refused body of modest size, so the client can read the 413 reply
+        (closing with unread data makes the kernel reset the connection). Bounded in bytes and time."""
+        if length > 8 * self.server.max_body_bytes:
+            return
+        deadline = time.monotonic() + self.server.timeout_s
+        try:
+            while length > 0 and time.monotonic() < deadline:
+                chunk = self.rfile.read1(min(length, 65536))
+                if not chunk:
+                    return
+                length -= len(chunk)
+        except OSError:
+            return
+
+    def _string_list(self, body: Any, key: str) -> list[str]:
+        if not isinstance(body, dict):
+            raise RequestError(HTTPStatus.BAD_REQUEST, f'body must be a JSON object with "{key}"')
+        if key not in body:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f'missing field "{key}"')
+        items = body[key]
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            raise RequestError(HTTPStatus.BAD_REQUEST, f'"{key}" must be a list of strings')
+        if len(items) > self.server.max_items:
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST,
+                f'too many {key}: {len(items)} (at most {self.server.max_items} per request)',
+            )
+        return items
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/health":
+            passages = getattr(self.server.retriever, "num_passages", None)
+            self._send_json(HTTPStatus.OK, {"status": "ok", "passages": passages})
+        elif path in ("/retrieve", "/access"):
+            self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"use POST for {path}")
+        else:
+            self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve, /access, /health")
+
+    def do_POST(self) -> None:
+        path = self.path.split("?", 1)[0]
+        try:
+            if path not in ("/retrieve", "/access"):
+                raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve or /access")
+            body = self._read_json()
+            if path == "/retrieve":
+                payload = self._retrieve(body)
+            else:
+                payload = self._access(body)
+        except RequestError as exc:
+            close = exc.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED)
+            self._error(exc.status, exc.message, close=close)
+            return
+        except (TimeoutError, ConnectionError, socket.timeout):
+            self.close_connection = True
+            return
+        except Exception as exc:  # a retriever failure must not take the server down
+            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, f"{type(exc).__name__}: {exc}")
+            return
+        self._send_json(HTTPStatus.OK, payload)
+
+    def do_PUT(self) -> None:
+        self._error(HTTPStatus.METHOD_NOT_ALLOWED, "use POST /retrieve or POST /access", close=True)
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _retrieve(self, body: Any) -> dict[str, Any]:
+        queries = self._string_list(body, "queries")
+        topk = body.get("topk", DEFAULT_TOPK)
+        if topk is None:
+            topk = DEFAULT_TOPK
+        if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= MAX_TOPK:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f'"topk" must be an integer from 1 to {MAX_TOPK}')
+        with_score = body.get("return_scores", False)
+        if with_score is None:
+            with_score = False
+        if not isinstance(with_score, bool):
+            raise RequestError(HTTPStatus.BAD_REQUEST, '"return_scores" must be true or false')
+        results = self.server.retriever.search_many(queries, topk) if queries else []
+        return {"result": [[hit_to_json(h, with_score=with_score) for h in hits] for hits in results]}
+
+    def _access(self, body: Any) -> dict[str, Any]:
+        urls = self._string_list(body, "urls")
+        pages = self.server.retriever.access_many(urls) if urls else []
+        return {"result": [page_to_json(p) for p in pages]}
+
+
+def make_server(
+    retriever: Retriever,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    max_body_bytes: int = 1 << 20,
+    max_items: int = 256,
+    timeout: float = 10.0,
+    max_connections: int = 512,
+    verbose: bool = False,
+) -> RetrievalServer:
+    """A bound (not yet serving) server; run ``serve_forever()`` (in a thread if you like), then
+    ``shutdown()`` and ``server_close()``. ``port=0`` picks a free port: read it from ``.port``."""
+    return RetrievalServer(
+        (host, port),
+        retriever,
+        max_body_bytes=max_body_bytes,
+        max_items=max_items,
+        timeout=timeout,
+        max_connections=max_connections,
+        verbose=verbose,
+    )
+
+
+def serve(
+    corpus_dir: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    threads: int | None = None,
+    verbose: bool = False,
+) -> None:
+    """Serve a corpus directory until Ctrl-C (blocking). Prints the URL it listens on."""
+    from wideseek_env.corpus.local import LocalRetriever
+
+    with LocalRetriever(corpus_dir, threads=threads) as retriever:
+        server = make_server(retriever, host, port, verbose=verbose)
+        print(
+            f"wideseek retrieval server on {server.url} ({retriever.num_passages} passages from "
+            f"{corpus_dir}); POST /retrieve, POST /access, GET /health; Ctrl-C stops",
+            flush=True,
+        )
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print("note: the server has no authentication; expose it only on a trusted network", flush=True)
+        try:
+            server.serve_forever(poll_interval=0.5)
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
+        finally:
+            server.server_close()

@@ -1,0 +1,433 @@
+"""The ``access`` tool: read Wikipedia pages of the offline corpus by URL.
+
+Arguments (the paper's): ``{"urls": [{"url": str, "info_to_extract": str}, ...]}``.
+
+For each URL the tool returns the part of the page most relevant to ``info_to_extract``, within a
+budget of ``page_chars`` characters (paper: 25,000):
+
+- a page that fits the budget is returned whole;
+- a longer page is cut into chunks (paragraphs; long paragraphs at sentence ends; tables into
+  groups of rows), the chunks are scored by BM25 against the words of ``info_to_extract`` (with
+  statistics of this page's chunks), and the best chunks are kept until the budget is full: the
+  page's first chunk (its lead, usually the densest facts) first, then by score, then, if room is
+  left, unscored chunks from the top of the page. The kept chunks are shown in page order;
+  ``...`` marks each omission, and a table chunk shown without its table's header gets the header
+  repeated above it.
+
+Batching: ``call_many`` looks up all URLs of all calls with one ``retriever.access_many`` (each
+distinct page once).
+
+Summarizer hook (the paper condenses pages with a summarizer model): ``summarizer`` is a callable
+taking a list of ``(url, page_text, info_to_extract)`` triples, where ``page_text`` is the
+relevance-selected text above, and returning one summary string per triple, in order. It is called
+once per ``call_many`` with every found page of every call (so a policy can batch the generation).
+The summary replaces the page text in the output. If it raises or returns the wrong number of
+strings, the tool falls back to the page text and says so; it never raises.
+
+Bad input never raises:
+
+- arguments not an object, no ``urls``, ``urls`` not a list, or an empty list: the whole call
+  answers ``Error: ...`` with the expected shape;
+- leniency: an item that is a plain string is a URL with no ``info_to_extract``; a top-level
+  ``{"url": ..., "info_to_extract": ...}`` is read as a one-URL list;
+- more than ``max_urls`` URLs: the first ``max_urls`` are read, and a note says how many were
+  dropped (the paper drops extras too);
+- an item that is not an object, or has no string ``url``: that URL's block says ``Error: ...``;
+- a URL that is not an English Wikipedia article URL: ``Error: ...`` saying only English Wikipedia
+  pages are available, with the accepted form;
+- a Wikipedia URL that is not in the corpus: "No useful information is found under this URL."
+  (the paper's text);
+- ``info_to_extract`` missing, empty or not a string: the page is returned from its top.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from wideseek_env.corpus.types import Page, Retriever
+from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url
+from wideseek_env.tools.base import error_text
+
+NOT_FOUND_TEXT = "No useful information is found under this URL."
+OMISSION = "..."
+
+Summarizer = Callable[[list[tuple[str, str, str]]], list[str]]
+
+_USAGE = 'expected {"urls": [{"url": "https://en.wikipedia.org/wiki/Title", "info_to_extract": "what to look for"}, ...]}'
+_WORD = re.compile(r"\w+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9])")
+_STOP = frozenset(
+    """a an and are as at be been by can did do does for from had has have how i if in into is it its
+    of on or that the their then there these they this to was were what when where which who whom
+    whose why will with about also information info find extract page article wikipedia""".split()
+)
+
+
+def _norm(word: str) -> str:
+    """A light English stemmer: plural and possessive endings, good enough for term overlap."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def _terms(text: str) -> list[str]:
+    return [_norm(w) for w in _WORD.findall(text.lower())]
+
+
+@dataclass
+class _Chunk:
+    start: int
+    end: int
+    header: str = ""  # the table header lines, when the chunk is rows of a table without them
+    score: float = 0.0
+
+
+def _split_block(text: str, start: int, end: int, target: int) -> list[_Chunk]:
+    """Cut text[start:end] into chunks of about ``target`` characters at row or sentence ends."""
+    block = text[start:end]
+    if len(block) <= target * 1.5:
+        return [_Chunk(start, end)]
+    if block.startswith("|"):  # a markdown table: header + separator lines, then one line a row
+        lines = block.split("\n")
+        header = "\n".join(lines[:2])
+        chunks, pos, chunk_start = [], start, start
+        first = True
+        for line in lines:
+            line_end = pos + len(line)
+            if line_end - chunk_start >= target:
+                chunks.append(_Chunk(chunk_start, line_end, "" if first else header))
+                first = False
+                chunk_start = line_end + 1
+            pos = line_end + 1
+        if chunk_start < end:
+            chunks.append(_Chunk(chunk_start, end, "" if first else header))
+        return chunks
+    chunks, chunk_start = [], start
+    for match in _SENTENCE_END.finditer(block):
+        cut = start + match.start()
+        if cut - chunk_start >= target:
+            chunks.append(_Chunk(chunk_start, cut))
+            chunk_start = start + match.end()
+    if chunk_start < end:
+        tail = _Chunk(chunk_start, end)
+        if chunks and end - chunk_start < target // 4:
+            chunks[-1].end = end
+        else:
+            chunks.append(tail)
+    # A single sentence far over the target is cut between words.
+    out = []
+    for chunk in chunks:
+        if chunk.end - chunk.start <= target * 3:
+            out.append(chunk)
+            continue
+        pos = chunk.start
+        while pos < chunk.end:
+            cut = min(chunk.end, pos + target)
+            if cut < chunk.end:
+                space = text.rfind(" ", pos + target // 2, cut)
+                cut = space if space > pos else cut
+            out.append(_Chunk(pos, cut))
+            pos = cut + 1 if cut < chunk.end and text[cut] == " " else cut
+    return out
+
+
+def split_chunks(text: str, target: int = 800) -> list[_Chunk]:
+    """Chunks (character spans) of ``text``: blank-line-separated blocks, long ones cut further.
+
+    A ``## heading`` block is kept with the block after it.
+    """
+    chunks: list[_Chunk] = []
+    pending_start = -1
+    for match in re.finditer(r"[^\n](?:.|\n(?!\n))*", text):
+        start, end = match.start(), match.end()
+        block = match.group()
+        if not block.strip():
+            continue
+        if block.startswith("## ") and "\n" not in block:
+            if pending_start < 0:
+                pending_start = start
+            continue
+        pieces = _split_block(text, start, end, target)
+        if pending_start >= 0:
+            pieces[0].start = pending_start
+            pending_start = -1
+        chunks.extend(pieces)
+    if pending_start >= 0:
+        chunks.append(_Chunk(pending_start, len(text)))
+    return chunks
+
+
+def select_relevant(text: str, info: str, budget: int, *, target: int | None = None) -> str:
+    """The parts of ``text`` most relevant to ``info`` within ``budget`` characters (module doc).
+
+    ``target`` is the chunk size in characters (default: ``budget // 8``, between 200 and 800, so
+    that a small budget still holds several chunks).
+    """
+    if len(text) <= budget:
+        return text
+    if budget <= len(OMISSION):
+        return text[: max(budget, 0)]
+    if target is None:
+        target = max(200, min(800, budget // 8))
+    chunks = split_chunks(text, target)
+    if not chunks:
+        return text[: budget - len(OMISSION)] + OMISSION
+    query = [t for t in dict.fromkeys(_terms(info)) if t not in _STOP]
+    if query:
+        chunk_terms = [Counter(_terms(text[c.start : c.end])) for c in chunks]
+        n = len(chunks)
+        avg_len = sum(sum(ct.values()) for ct in chunk_terms) / n or 1.0
+        df = {t: sum(1 for ct in chunk_terms if t in ct) for t in query}
+        idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in query}
+        for chunk, ct in zip(chunks, chunk_terms):
+            length = sum(ct.values())
+            score = 0.0
+            for t in query:
+                tf = ct.get(t, 0)
+                if tf:
+                    score += idf[t] * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * length / avg_len))
+            chunk.score = score
+    # The lead chunk first (when it is small next to the budget), then matching chunks by score,
+    # then the rest from the top of the page.
+    scored = sorted((i for i in range(len(chunks)) if chunks[i].score > 0), key=lambda i: (-chunks[i].score, i))
+    lead_first = chunks[0].end - chunks[0].start <= budget // 4
+    order = ([0] if lead_first else []) + [i for i in scored if not (lead_first and i == 0)]
+    taken = set(order)
+    order += [i for i in range(len(chunks)) if i not in taken]
+    chosen: set[int] = set()
+    used = len(OMISSION) + 2  # room for a final omission mark
+    for i in order:
+        c = chunks[i]
+        cost = c.end - c.start + len(c.header) + len(OMISSION) + 4
+        if used + cost <= budget:
+            chosen.add(i)
+            used += cost
+    if not chosen:  # even the best chunk alone is over the budget: cut it
+        best = chunks[order[0]]
+        return text[best.start : best.start + budget - len(OMISSION)] + OMISSION
+    parts: list[str] = []
+    previous = -1
+    for i in sorted(chosen):
+        c = chunks[i]
+        if i == previous + 1 and previous >= 0:
+            parts.append(text[chunks[previous].end : c.start])  # the original separator
+        else:
+            if i > 0:
+                parts.append(("\n" if parts else "") + OMISSION + "\n")
+            if c.header and (i - 1) not in chosen:
+                parts.append(c.header + "\n")
+        parts.append(text[c.start : c.end])
+        previous = i
+    if chunks[-1].end < len(text.rstrip()) or (len(chunks) - 1) not in chosen:
+        parts.append("\n" + OMISSION)
+    out = "".join(parts)
+    return out if len(out) <= budget else out[: budget - len(OMISSION)] + OMISSION
+
+
+@dataclass
+class _Request:
+    url: str = ""
+    info: str = ""
+    key: str | None = None  # canonical URL, when valid
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class AccessTool:
+    """Read pages of the offline Wikipedia by URL; see the module doc for everything it does.
+
+    Args:
+        retriever: any ``Retriever``.
+        max_urls: URLs read per call (paper: 5); extras are dropped with a note.
+        page_chars: budget of page text per URL (paper: 25,000 characters).
+        summarizer: optional batched hook ``[(url, page_text, info_to_extract)] -> [summary]``.
+    """
+
+    name = "access"
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        *,
+        max_urls: int = 5,
+        page_chars: int = 25000,
+        summarizer: Summarizer | None = None,
+    ) -> None:
+        self.retriever = retriever
+        self.max_urls = max_urls
+        self.page_chars = page_chars
+        self.summarizer = summarizer
+        self.description = (
+            "Read pages of an offline copy of English Wikipedia. Give one or more page URLs (at most "
+            f"{max_urls} per call; extra ones are dropped), typically from search results, each with "
+            "the information to extract. For each URL you get the parts of the page most relevant "
+            f"to that information (up to {page_chars} characters"
+            + ("; condensed by a summarizer" if summarizer else "")
+            + "). Only English Wikipedia article URLs (https://en.wikipedia.org/wiki/Title) work."
+        )
+        self.parameters: dict[str, Any] = {
+            "type": "object",
+            "properties": {
+                "urls": {
+                    "type": "array",
+                    "description": f"Pages to read in parallel (1 to {max_urls}; extras are dropped).",
+                    "minItems": 1,
+                    "maxItems": max_urls,
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "url": {
+                                "type": "string",
+                                "description": (
+                                    "An English Wikipedia article URL, e.g. "
+                                    "https://en.wikipedia.org/wiki/Jim_Ryun"
+                                ),
+                            },
+                            "info_to_extract": {
+                                "type": "string",
+                                "description": (
+                                    "What to look for on the page, e.g. 'date of birth and Olympic "
+                                    "medals'; the most relevant parts of the page are returned."
+                                ),
+                            },
+                        },
+                        "required": ["url", "info_to_extract"],
+                    },
+                }
+            },
+            "required": ["urls"],
+        }
+
+    # -- argument parsing --------------------------------------------------------------------
+
+    def _parse(self, arguments: Any) -> tuple[list[_Request], list[str]] | str:
+        if not isinstance(arguments, dict):
+            return error_text(f"the access arguments must be a JSON object; {_USAGE}")
+        if "urls" not in arguments and isinstance(arguments.get("url"), str):
+            arguments = {"urls": [dict(arguments)]}
+        items = arguments.get("urls")
+        if items is None:
+            return error_text(f'missing "urls"; {_USAGE}')
+        if isinstance(items, (str, dict)):
+            items = [items]
+        if not isinstance(items, list):
+            return error_text(f'"urls" must be a list; {_USAGE}')
+        if not items:
+            return error_text(f'"urls" is empty; {_USAGE}')
+        notes = []
+        if len(items) > self.max_urls:
+            notes.append(
+                f"Note: only the first {self.max_urls} URLs were read; "
+                f"{len(items) - self.max_urls} more were dropped."
+            )
+            items = items[: self.max_urls]
+        return [self._parse_item(item) for item in items], notes
+
+    def _parse_item(self, item: Any) -> _Request:
+        if isinstance(item, str):
+            item = {"url": item}
+        if not isinstance(item, dict):
+            return _Request(error='each entry must be an object like {"url": ..., "info_to_extract": ...}')
+        url = item.get("url")
+        if not isinstance(url, str) or not url.strip():
+            return _Request(error='missing "url" (a string)')
+        url = url.strip()
+        info = item.get("info_to_extract")
+        request = _Request(url=url[:2000], info=info.strip()[:2000] if isinstance(info, str) else "")
+        try:
+            if "index.php/" in url:
+                url = url.replace("index.php/", "index.php?title=", 1)
+            request.key = canonical_url(url)
+        except NotWikipediaURL:
+            request.error = (
+                f"{request.url[:300]!r} is not an English Wikipedia article URL. Only English Wikipedia "
+                "pages are available in this offline corpus; use URLs like "
+                "https://en.wikipedia.org/wiki/Title (e.g. from search results)."
+            )
+        return request
+
+    # -- Tool --------------------------------------------------------------------------------
+
+    def call_many(self, arguments: Sequence[Any]) -> list[str]:
+        parsed = [self._parse(a) for a in arguments]
+        keys: list[str] = []
+        for p in parsed:
+            if not isinstance(p, str):
+                keys.extend(r.key for r in p[0] if r.key is not None)
+        unique = list(dict.fromkeys(keys))
+        try:
+            pages = dict(zip(unique, self.retriever.access_many(unique))) if unique else {}
+        except Exception as exc:
+            message = error_text(f"access is unavailable ({type(exc).__name__}: {exc})")
+            return [p if isinstance(p, str) else message for p in parsed]
+
+        # Select the relevant text of every found page, then summarise all of them at once.
+        selected: dict[tuple[int, int], tuple[Page, str]] = {}
+        for ci, p in enumerate(parsed):
+            if isinstance(p, str):
+                continue
+            for ui, request in enumerate(p[0]):
+                page = pages.get(request.key) if request.key else None
+                if page is not None:
+                    selected[(ci, ui)] = (page, select_relevant(page.text, request.info, self.page_chars))
+        summaries: dict[tuple[int, int], str] = {}
+        summary_note = ""
+        if self.summarizer is not None and selected:
+            slots = list(selected)
+            triples = [
+                (selected[s][0].url, selected[s][1], parsed[s[0]][0][s[1]].info) for s in slots
+            ]
+            try:
+                result = self.summarizer(triples)
+                if not isinstance(result, (list, tuple)) or len(result) != len(triples):
+                    raise ValueError(f"returned {type(result).__name__} of the wrong length")
+                summaries = {s: str(text) for s, text in zip(slots, result)}
+            except Exception as exc:
+                summary_note = (
+                    f"Note: the summarizer failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                    "showing the page text instead.\n"
+                )
+
+        out: list[str] = []
+        for ci, p in enumerate(parsed):
+            if isinstance(p, str):
+                out.append(p)
+                continue
+            requests, notes = p
+            blocks = list(notes)
+            for ui, request in enumerate(requests):
+                blocks.append(self._render(ci, ui, request, selected, summaries, summary_note))
+            out.append("\n\n".join(blocks))
+        return out
+
+    def _render(self, ci, ui, request: _Request, selected, summaries, summary_note) -> str:
+        head = f"### URL {ui + 1}: {request.url}" if request.url else f"### URL {ui + 1}"
+        if request.error is not None:
+            return head + "\n" + error_text(request.error)
+        found = selected.get((ci, ui))
+        if found is None:
+            return head + "\n" + NOT_FOUND_TEXT
+        page, text = found
+        lines = [head, f"Title: {page.title}"]
+        if (ci, ui) in summaries:
+            about = f' (about "{request.info}")' if request.info else ""
+            lines.append(f"Summary{about}:\n{summaries[(ci, ui)]}")
+            return "\n".join(lines)
+        if summary_note:
+            lines.append(summary_note.rstrip("\n"))
+        if len(text) < len(page.text):
+            about = f' to "{request.info}"' if request.info else ""
+            lines.append(f'Content (the parts of the page most relevant{about}; "..." marks omitted parts):')
+        else:
+            lines.append("Content:")
+        lines.append(text)
+        return "\n".join(lines)
+
+    def __call__(self, arguments: Any) -> str:
+        return self.call_many([arguments])[0]
