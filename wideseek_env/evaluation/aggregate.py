@@ -10,7 +10,7 @@ every field. Tasks may have different N; each uses all of its own samples (``n_s
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from wideseek_env.evaluation.scorer import TableScore
 

@@ -57,7 +57,9 @@ def read_responses(path: str | Path) -> list[tuple[str, str]]:
         except json.JSONDecodeError as exc:
             raise WideseekError(f"{path}:{line_no}: invalid JSON: {exc.msg}") from None
         if not isinstance(record, dict) or "instance_id" not in record:
-            raise WideseekError(f'{path}:{line_no}: expected an object with "instance_id" and "response"')
+            raise WideseekError(
+                f'{path}:{line_no}: expected an object with "instance_id" and "response"'
+            )
         response = record.get("response")
         if response is not None and not isinstance(response, str):
             raise WideseekError(f'{path}:{line_no}: "response" must be a string or null')
@@ -84,7 +86,9 @@ def score_files(
 
     unknown = sorted({rid for rid, _ in responses if rid not in by_id})
     if unknown:
-        listed = ", ".join(unknown[:20]) + (f" and {len(unknown) - 20} more" if len(unknown) > 20 else "")
+        listed = ", ".join(unknown[:20]) + (
+            f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+        )
         message = f"{len(unknown)} response instance id(s) not in {tasks_path}: {listed}"
         if on_unknown == "error":
             raise WideseekError(message + " (wrong task file? on_unknown='skip' drops them)")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 
 _BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _FLOAT_INT_RE = re.compile(r"^([+-]?\d+)\.0+$")
@@ -28,13 +29,22 @@ _EMPHASIS = ("**", "__", "~~", "*", "_", "`")
 
 # pandas.read_csv's default NA strings: such cells become NaN, which astype(str) writes "nan".
 PANDAS_NA = frozenset(
-    "#N/A,#N/A N/A,#NA,-1.#IND,-1.#QNAN,-NaN,-nan,1.#IND,1.#QNAN,<NA>,N/A,NA,NULL,NaN,None,n/a,nan,null".split(",")
+    "#N/A,#N/A N/A,#NA,-1.#IND,-1.#QNAN,-NaN,-nan,1.#IND,1.#QNAN,<NA>,N/A,NA,NULL,NaN,None,n/a,nan,null".split(
+        ","
+    )
 ) | {""}
 _PD_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
 _PD_FLOAT_RE = re.compile(
     r"^\s*[+-]?(?:\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|inf|Inf|INF|infinity|Infinity)\s*$"
 )
-_PD_BOOL = {"True": "True", "TRUE": "True", "true": "True", "False": "False", "FALSE": "False", "false": "False"}
+_PD_BOOL = {
+    "True": "True",
+    "TRUE": "True",
+    "true": "True",
+    "False": "False",
+    "FALSE": "False",
+    "false": "False",
+}
 
 
 class TableParseError(ValueError):
@@ -46,7 +56,11 @@ class TableParseError(ValueError):
 
 def clean_cell(value: object) -> str:
     """The default-mode cast of one cell (rules in the module docstring)."""
-    text = "" if value is None else str(value)
+    return _clean_text("" if value is None else str(value))
+
+
+@lru_cache(maxsize=1 << 16)  # gold cells are cleaned again at every sample of a task
+def _clean_text(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     if "<" in text:
@@ -63,6 +77,8 @@ def clean_cell(value: object) -> str:
 
 
 def _strip_emphasis(text: str) -> str:
+    if not text or text[0] not in "*_~`" or text[-1] not in "*_~`":
+        return text
     changed = True
     while changed and text:
         changed = False

@@ -53,7 +53,9 @@ _WEEKDAYS = {
 _FILLER = {"st", "nd", "rd", "th", "of", "the"}
 
 _ZERO_WIDTH_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
-_YMD_RE = re.compile(r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?:[t ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?$")
+_YMD_RE = re.compile(
+    r"^(\d{4})([-/.])(\d{1,2})\2(\d{1,2})(?:[t ]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?$"
+)
 _YM_RE = re.compile(r"^(\d{4})[-/.](\d{1,2})$")
 _Y_RE = re.compile(r"^(\d{4})$")
 _DMY_RE = re.compile(r"^(\d{1,2})([-/.])(\d{1,2})\2(\d{4})$")

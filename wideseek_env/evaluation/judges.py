@@ -4,12 +4,15 @@
   for column names): which answer values name the same entity as which gold values. Values are the
   cast cells (before preprocessing); keys absent from the mapping stay as they are.
 - ``judge_column(column, criterion, pairs) -> [score, ...]`` (step 6 for ``llm_judge`` columns):
-  one score in [0, 1] per ``(response, gold)`` pair of preprocessed cells of one column.
+  one score in [0, 1] per ``(response, gold)`` pair of cells of one column: preprocessed cells in
+  widesearch mode (as the official scorer sends them), cleaned but not preprocessed cells in
+  default mode (``norm_str`` would delete the spaces between words).
 
 Judges here:
 
 :class:`DeterministicJudge` (``"deterministic"``, the default): no model, reproducible.
-  Alignment, in passes over the values still unaligned, each pass one-to-one:
+  Alignment, in passes over the values still unaligned (pass 1 may map several answer values to
+  one gold value, since they are equal after preprocessing anyway; passes 2-4 are one-to-one):
   1. equal after the column's preprocess (default mode) and lower-casing;
   2. equal *loose forms*: Unicode NFKD without accents, case-folded, ``<br>`` and ``&`` read as a
      space and "and", thousands separators dropped, then only letters and digits kept (each CJK
@@ -36,7 +39,9 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
 
 from wideseek_env.errors import WideseekError
 from wideseek_env.evaluation.preprocess import norm_str, preprocess
@@ -49,7 +54,6 @@ _FUZZY_THRESHOLD = 0.9
 _FUZZY_MIN_LENGTH = 6
 _FUZZY_MAX_PAIRS = 40_000
 _THOUSANDS_RE = re.compile(r"(?<=\d)[,_'](?=\d{3}(?!\d))")
-_WORD_RE = re.compile(r"[^\W_]+")
 _DIGITS_RE = re.compile(r"\d+")
 _BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
@@ -72,40 +76,25 @@ class Judge(Protocol):
 # ------------------------------------------------------------------------------- normalisation
 
 
-def _is_cjk(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        0x3040 <= code <= 0x30FF  # kana
-        or 0x3400 <= code <= 0x4DBF
-        or 0x4E00 <= code <= 0x9FFF
-        or 0xAC00 <= code <= 0xD7AF  # hangul
-        or 0xF900 <= code <= 0xFAFF
-        or 0x20000 <= code <= 0x2FA1F
-    )
+# CJK ideographs, kana and hangul (jamo after NFKD): one token per character, since Chinese and
+# Japanese do not space words.
+_CJK = "\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff\U00020000-\U0002fa1f"
+_TOKEN_RE = re.compile(f"[{_CJK}]|[^\\W_{_CJK}]+")
+_COMBINING_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 
 
+@lru_cache(maxsize=1 << 16)
 def loose_tokens(text: str) -> tuple[str, ...]:
-    """Letters-and-digits tokens of ``text`` without accents or case; CJK characters one each."""
-    s = unicodedata.normalize("NFKD", _BR_RE.sub(" ", str(text)))
-    s = "".join(ch for ch in s if not unicodedata.combining(ch)).casefold().replace("&", " and ")
+    """Letters-and-digits tokens of ``text`` without accents or case; CJK characters one each.
+
+    Cached (gold cells are judged again at every sample of a task)."""
+    s = _BR_RE.sub(" ", text) if "<" in text else text
+    if not s.isascii():
+        # NFKD splits accents off (and folds full-width forms); the combining marks are dropped.
+        s = _COMBINING_RE.sub("", unicodedata.normalize("NFKD", s))
+    s = s.casefold().replace("&", " and ")
     s = _THOUSANDS_RE.sub("", s)
-    tokens: list[str] = []
-    for word in _WORD_RE.findall(s):
-        if any(_is_cjk(ch) for ch in word):
-            run = ""
-            for ch in word:
-                if _is_cjk(ch):
-                    if run:
-                        tokens.append(run)
-                        run = ""
-                    tokens.append(ch)
-                else:
-                    run += ch
-            if run:
-                tokens.append(run)
-        else:
-            tokens.append(word)
-    return tuple(tokens)
+    return tuple(_TOKEN_RE.findall(s))
 
 
 def _contains_run(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
@@ -119,7 +108,9 @@ def _contains_run(longer: tuple[str, ...], shorter: tuple[str, ...]) -> bool:
 
 def loose_equal_or_contained(response: str, gold: str) -> bool:
     """The deterministic judge's cell rule (module docstring)."""
-    r, g = loose_tokens(response), loose_tokens(gold)
+    if response == gold:
+        return True
+    r, g = loose_tokens(str(response)), loose_tokens(str(gold))
     if not r or not g:
         return not r and not g and norm_str(response) == norm_str(gold)
     if r == g or "".join(r) == "".join(g):
@@ -229,7 +220,10 @@ class DeterministicJudge:
                 if 2 * min(len(a), len(b)) / (len(a) + len(b)) < self.fuzzy_threshold:
                     continue  # the length ratio bounds the similarity ratio
                 matcher.set_seq2(b)
-                if matcher.real_quick_ratio() < self.fuzzy_threshold or matcher.quick_ratio() < self.fuzzy_threshold:
+                if (
+                    matcher.real_quick_ratio() < self.fuzzy_threshold
+                    or matcher.quick_ratio() < self.fuzzy_threshold
+                ):
                     continue
                 ratio = matcher.ratio()
                 if ratio >= self.fuzzy_threshold:

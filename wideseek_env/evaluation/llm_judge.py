@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from wideseek_env.evaluation.judges import DeterministicJudge, Judge, _exact_pass
 from wideseek_env.tasks.schema import ColumnSpec
@@ -171,10 +171,11 @@ class LLMJudge:
                 scores.append(_grade(reply.get(f"idx_{i}")) if reply is not None else None)
         missing = [i for i, s in enumerate(scores) if s is None]
         if missing:
+            filled = [0.0] * len(missing)
             if self.fallback is not None:
-                filled = self.fallback.judge_column(column, criterion, [pairs[i] for i in missing])
-            else:
-                filled = [0.0] * len(missing)
-            for i, s in zip(missing, filled):
+                fallback = self.fallback.judge_column(column, criterion, [pairs[i] for i in missing])
+                if len(fallback) == len(missing):
+                    filled = list(fallback)
+            for i, s in zip(missing, filled, strict=True):
                 scores[i] = s
         return [float(s) for s in scores]  # type: ignore[arg-type]

@@ -47,7 +47,9 @@ def _to_number(text: str) -> float | None:
         return None
 
 
-def number_near(response: str, target: str, tolerance: float = 0.05, *, compat: str = "default") -> float:
+def number_near(
+    response: str, target: str, tolerance: float = 0.05, *, compat: str = "default"
+) -> float:
     r, t = _to_number(response), _to_number(target)
     if r is None or t is None:
         return 1.0 if r is None and t is None and str(response) == str(target) else 0.0
@@ -98,7 +100,9 @@ def url_match(response: str, target: str, *, compat: str = "default") -> float:
         return 1.0 if r_hosts == t_hosts else 0.0
     if not r_hosts and not t_hosts:
         if compat == "widesearch":
-            return 1.0 if set(_URL_RE.findall(str(response))) == set(_URL_RE.findall(str(target))) else 0.0
+            return (
+                1.0 if set(_URL_RE.findall(str(response))) == set(_URL_RE.findall(str(target))) else 0.0
+            )
         return 1.0 if norm_str(response) == norm_str(target) else 0.0
     return 0.0
 

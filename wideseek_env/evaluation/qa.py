@@ -36,7 +36,7 @@ def extract_final_answer(response: str | bytes | None) -> str:
     return text.rsplit("</think>", 1)[-1].strip()
 
 
-def score_qa(task: "Task", response: str | bytes | None, judge: "Judge", compat: str) -> "TableScore":
+def score_qa(task: Task, response: str | bytes | None, judge: Judge, compat: str) -> TableScore:
     from wideseek_env.evaluation.scorer import TableScore
 
     column = task.required_columns[0]
@@ -44,13 +44,17 @@ def score_qa(task: "Task", response: str | bytes | None, judge: "Judge", compat:
     answer = extract_final_answer(response)
     golds = [row[column] for row in task.gold]
     if not answer or not golds:
-        return TableScore(n_gold_rows=1, compat=compat, error="empty answer" if golds else "no gold answer")
+        return TableScore(
+            n_gold_rows=1, compat=compat, error="empty answer" if golds else "no gold answer"
+        )
     pre_answer = preprocess(answer, spec.preprocess, compat)
     pre_golds = [preprocess(g, spec.preprocess, compat) for g in golds]
     if spec.metric == "llm_judge":
         scores = judge.judge_column(spec, spec.criterion, [(pre_answer, g) for g in pre_golds])
     else:
-        scores = [score_cell(spec.metric, pre_answer, g, spec.effective_tolerance, compat) for g in pre_golds]
+        scores = [
+            score_cell(spec.metric, pre_answer, g, spec.effective_tolerance, compat) for g in pre_golds
+        ]
     best = max((min(max(float(s), 0.0), 1.0) for s in scores), default=0.0)
     return TableScore(
         item_precision=best,

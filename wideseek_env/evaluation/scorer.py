@@ -43,6 +43,8 @@ aligned (the official early check, which the alignment step otherwise defeats).
   ``19``, no pandas typing, empty cells stay empty;
 - preprocessing: ``norm_str`` folds Unicode (NFKC) and removes every kind of whitespace;
   ``extract_number`` gives canonical numbers (so number keys join across notations);
+  ``llm_judge`` cells go to the judge as cleaned text, not preprocessed (``norm_str`` deletes the
+  spaces a judge needs to see words: "christophernolan");
 - **one-to-one rows**: duplicate keys are dropped (keep first) *after* alignment and preprocessing,
   in both tables, so each gold row is matched by at most one answer row and precision, recall and
   F1 never exceed 1;
@@ -53,8 +55,8 @@ aligned (the official early check, which the alignment step otherwise defeats).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 from wideseek_env.evaluation.cells import (
     TableParseError,
@@ -244,14 +246,7 @@ def _read_widesearch(task: Task, response, judge: Judge) -> _Read | TableScore:
 
 
 def _dedupe(rows: list[dict[str, str]], keys: Sequence[str]) -> list[dict[str, str]]:
-    seen: set[tuple[str, ...]] = set()
-    out = []
-    for row in rows:
-        key = tuple(row[k] for k in keys)
-        if key not in seen:
-            seen.add(key)
-            out.append(row)
-    return out
+    return [rows[i] for i in _first_of_each_key(rows, keys)]
 
 
 # ------------------------------------------------------------------------------- steps 4-7
@@ -275,33 +270,34 @@ def _score_rows(task: Task, read: _Read, judge: Judge, compat: str) -> TableScor
             for row in answer:
                 row[col] = mapping.get(row[col], row[col])
 
-    # Step 5: preprocess both tables.
-    for col in read.present:
-        name = task.columns[col].preprocess
-        if name is None:
-            continue
-        cache: dict[str, str] = {}
-        for row in (*answer, *gold):
-            value = row[col]
-            if value not in cache:
-                cache[value] = preprocess(value, name, compat)
-            row[col] = cache[value]
+    # Step 5: preprocess both tables (into new rows: default mode judges llm_judge cells on the
+    # cleaned text, whose word boundaries norm_str would delete).
+    answer_pre, gold_pre = _preprocess_rows(task, read.present, answer, gold, compat)
     if compat == "default":
-        answer, gold = _dedupe(answer, keys), _dedupe(gold, keys)
+        keep_a, keep_g = _first_of_each_key(answer_pre, keys), _first_of_each_key(gold_pre, keys)
+        answer, answer_pre = [answer[i] for i in keep_a], [answer_pre[i] for i in keep_a]
+        gold, gold_pre = [gold[j] for j in keep_g], [gold_pre[j] for j in keep_g]
+        judged = (answer, gold)
+    else:
+        judged = (answer_pre, gold_pre)
 
     n_cols = len(task.required_columns)
     n_answer, n_gold = len(answer), len(gold)
 
     # Step 6: inner join on the key columns; one pair per (answer row, gold row) with equal keys.
     gold_index: dict[tuple[str, ...], list[int]] = {}
-    for j, row in enumerate(gold):
+    for j, row in enumerate(gold_pre):
         gold_index.setdefault(tuple(row[k] for k in keys), []).append(j)
-    pairs = [(i, j) for i, row in enumerate(answer) for j in gold_index.get(tuple(row[k] for k in keys), ())]
+    pairs = [
+        (i, j)
+        for i, row in enumerate(answer_pre)
+        for j in gold_index.get(tuple(row[k] for k in keys), ())
+    ]
 
     row_scores = [1.0] * len(pairs)
     column_totals: dict[str, float] = {}
     for col in task.required_columns:
-        cells = _column_scores(task, col, read, answer, gold, pairs, judge, compat)
+        cells = _column_scores(task, col, read, (answer_pre, gold_pre), judged, pairs, judge, compat)
         column_totals[col] = sum(cells)
         for p, s in enumerate(cells):
             if s < row_scores[p]:
@@ -332,15 +328,24 @@ def _score_rows(task: Task, read: _Read, judge: Judge, compat: str) -> TableScor
         column_recall={c: (t / n_gold if n_gold else 0.0) for c, t in column_totals.items()},
         compat=compat,
     )
-    values = (score.item_precision, score.item_recall, score.item_f1, score.row_precision, score.row_recall, score.row_f1)
+    values = (
+        score.item_precision,
+        score.item_recall,
+        score.item_f1,
+        score.row_precision,
+        score.row_recall,
+        score.row_f1,
+    )
     perfect = all(v == 1.0 for v in values)
     if compat == "widesearch" and not aligned_any and not perfect:
-        perfect = _same_table(answer, gold, task.required_columns)
+        perfect = _same_table(answer_pre, gold_pre, task.required_columns)
     score.success = 1.0 if perfect else 0.0
     return score
 
 
-def _column_scores(task, col, read, answer, gold, pairs, judge, compat) -> list[float]:
+def _column_scores(task, col, read, compared, judged, pairs, judge, compat) -> list[float]:
+    """One column's cell scores over the joined pairs (``compared``: preprocessed rows;
+    ``judged``: the rows whose text an llm_judge column is judged on)."""
     if col in task.unique_columns:
         return [1.0] * len(pairs)
     if col not in read.present:
@@ -349,12 +354,46 @@ def _column_scores(task, col, read, answer, gold, pairs, judge, compat) -> list[
     if spec.metric == "llm_judge":
         if not pairs:
             return []
-        scores = judge.judge_column(spec, spec.criterion, [(answer[i][col], gold[j][col]) for i, j in pairs])
+        answer, gold = judged
+        scores = judge.judge_column(
+            spec, spec.criterion, [(answer[i][col], gold[j][col]) for i, j in pairs]
+        )
         if len(scores) != len(pairs):
             return [0.0] * len(pairs)
         return [min(max(float(s), 0.0), 1.0) for s in scores]
+    answer, gold = compared
     tolerance = spec.effective_tolerance
     return [score_cell(spec.metric, answer[i][col], gold[j][col], tolerance, compat) for i, j in pairs]
+
+
+def _preprocess_rows(task, present, answer, gold, compat):
+    """New rows with every present column preprocessed (each distinct value computed once)."""
+    functions = [(col, task.columns[col].preprocess) for col in present]
+    caches: dict[str, dict[str, str]] = {col: {} for col in present}
+
+    def convert(row: dict[str, str]) -> dict[str, str]:
+        out = dict(row)
+        for col, name in functions:
+            if name is None:
+                continue
+            value, cache = row[col], caches[col]
+            if value not in cache:
+                cache[value] = preprocess(value, name, compat)
+            out[col] = cache[value]
+        return out
+
+    return [convert(r) for r in answer], [convert(g) for g in gold]
+
+
+def _first_of_each_key(rows: list[dict[str, str]], keys: Sequence[str]) -> list[int]:
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for i, row in enumerate(rows):
+        key = tuple(row[k] for k in keys)
+        if key not in seen:
+            seen.add(key)
+            kept.append(i)
+    return kept
 
 
 def _same_table(answer, gold, columns) -> bool:

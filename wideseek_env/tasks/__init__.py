@@ -3,4 +3,12 @@
 from wideseek_env.tasks.loaders import TaskSet, detect_format, load_tasks, save_tasks
 from wideseek_env.tasks.schema import ColumnSpec, Task, normalize_column_name
 
-__all__ = ["ColumnSpec", "Task", "TaskSet", "detect_format", "load_tasks", "normalize_column_name", "save_tasks"]
+__all__ = [
+    "ColumnSpec",
+    "Task",
+    "TaskSet",
+    "detect_format",
+    "load_tasks",
+    "normalize_column_name",
+    "save_tasks",
+]

@@ -28,8 +28,9 @@ import difflib
 import io
 import json
 import random
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from wideseek_env.errors import TaskFormatError, UnknownTaskError
 from wideseek_env.tasks.schema import (
@@ -54,7 +55,9 @@ def _read_text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise TaskFormatError(f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        raise TaskFormatError(
+            f"{path}:{line}: not valid UTF-8 ({exc.reason} at byte {exc.start})"
+        ) from None
 
 
 def _records(path: Path) -> Iterator[tuple[int, Any]]:
@@ -66,8 +69,7 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             raise TaskFormatError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
         items = data if isinstance(data, list) else [data]
-        for index, item in enumerate(items, start=1):
-            yield index, item
+        yield from enumerate(items, start=1)
         return
     for line_no, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -75,7 +77,9 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
         try:
             yield line_no, json.loads(line)
         except json.JSONDecodeError as exc:
-            raise TaskFormatError(f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+            raise TaskFormatError(
+                f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
+            ) from None
 
 
 def detect_format(record: Any) -> str | None:
@@ -107,7 +111,9 @@ def load_tasks(path: str | Path) -> list[Task]:
     for file in files:
         for location, task in _load_file(file):
             if task.id in where:
-                raise TaskFormatError(f"{location}: duplicate task id {task.id!r} (first at {where[task.id]})")
+                raise TaskFormatError(
+                    f"{location}: duplicate task id {task.id!r} (first at {where[task.id]})"
+                )
             where[task.id] = location
             tasks.append(task)
     return tasks
@@ -123,7 +129,11 @@ def _load_file(path: Path) -> Iterator[tuple[str, Task]]:
                 raise TaskFormatError(
                     f"{location}: unknown task format: expected our task JSON (required_columns, gold), "
                     "WideSearch (instance_id, evaluation) or WideSeek-R1 (question, answer); got "
-                    + (f"keys {sorted(record)[:8]}" if isinstance(record, dict) else type(record).__name__)
+                    + (
+                        f"keys {sorted(record)[:8]}"
+                        if isinstance(record, dict)
+                        else type(record).__name__
+                    )
                 )
             fmt = this
         elif this != fmt:
@@ -186,7 +196,9 @@ def _string_list(value: Any, what: str) -> list[str]:
     return [normalize_column_name(v) for v in value]
 
 
-def _specs_from_pipeline(pipeline: dict, required: list[str], unique: list[str]) -> dict[str, ColumnSpec]:
+def _specs_from_pipeline(
+    pipeline: dict, required: list[str], unique: list[str]
+) -> dict[str, ColumnSpec]:
     if not isinstance(pipeline, dict):
         raise TaskFormatError("'eval_pipeline' must be an object")
     pipeline = {normalize_column_name(k): v for k, v in pipeline.items()}
@@ -328,7 +340,11 @@ def _from_wideseek_r1(record: dict, path: Path, line_no: int) -> Task:
     for i, name in enumerate(header):
         positions.setdefault(name, i)
     evaluation = _evaluation(record) or {}
-    required = _string_list(evaluation["required"], "evaluation.required") if evaluation.get("required") else list(positions)
+    required = (
+        _string_list(evaluation["required"], "evaluation.required")
+        if evaluation.get("required")
+        else list(positions)
+    )
     missing = [c for c in required if c not in positions]
     if missing:
         raise TaskFormatError(f"answer table lacks required columns {missing} (header {table.header})")
@@ -369,7 +385,7 @@ class TaskSet:
         self._ids = list(self._tasks)
 
     @classmethod
-    def from_path(cls, path: str | Path) -> "TaskSet":
+    def from_path(cls, path: str | Path) -> TaskSet:
         return cls(load_tasks(path))
 
     def get(self, task_id: str) -> Task:
@@ -394,10 +410,12 @@ class TaskSet:
     def ids(self) -> list[str]:
         return list(self._ids)
 
-    def filter(self, *, kind: str | None = None, language: str | None = None) -> "TaskSet":
+    def filter(self, *, kind: str | None = None, language: str | None = None) -> TaskSet:
         """The tasks of one kind and/or language."""
         return TaskSet(
-            t for t in self if (kind is None or t.kind == kind) and (language is None or t.language == language)
+            t
+            for t in self
+            if (kind is None or t.kind == kind) and (language is None or t.language == language)
         )
 
     def sample(self, rng: Any = None) -> Task:

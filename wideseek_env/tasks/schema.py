@@ -97,7 +97,7 @@ class ColumnSpec:
         return out
 
     @classmethod
-    def from_json(cls, name: str, data: Any) -> "ColumnSpec":
+    def from_json(cls, name: str, data: Any) -> ColumnSpec:
         if not isinstance(data, dict):
             raise TaskFormatError(f"column {name!r}: spec must be an object, got {type(data).__name__}")
         unknown = set(data) - {"preprocess", "metric", "tolerance", "criterion"}
@@ -190,7 +190,9 @@ class Task:
             extra = set(row) - set(self.required_columns)
             if extra:
                 raise TaskFormatError(f"{where}: gold row {i} has unknown columns {sorted(extra)}")
-            rows.append({c: "" if row.get(c) is None else str(row.get(c)) for c in self.required_columns})
+            rows.append(
+                {c: "" if row.get(c) is None else str(row.get(c)) for c in self.required_columns}
+            )
         self.gold = rows
 
     # ------------------------------------------------------------------ rendering
@@ -228,7 +230,7 @@ class Task:
         }
 
     @classmethod
-    def from_json(cls, data: Any) -> "Task":
+    def from_json(cls, data: Any) -> Task:
         """Build a task from a :meth:`to_json` object; raises TaskFormatError when malformed."""
         if not isinstance(data, dict):
             raise TaskFormatError(f"a task must be a JSON object, got {type(data).__name__}")
