@@ -479,3 +479,21 @@ def test_step_after_end_and_config_validation(make_env):
     assert EnvConfig.single_agent().pool_size == 0 and EnvConfig().pool_size == 100
     assert EnvConfig(max_depth=2).pool_size == 1000  # capped by max_pool_size
     assert EnvConfig(max_depth=2, max_pool_size=50_000).pool_size == 100 + 100 * 20 * 10
+
+
+def test_huge_and_odd_actions(make_env):
+    seen = []
+    env = make_env(EnvConfig(max_action_chars=1000), reward_fn=lambda t, answer, r: seen.append(answer) or 0.0)
+    env.step({"lead": "a" * 5000})  # cut to max_action_chars
+    assert len(seen[0]) == 1000
+    # an answer longer than the whole context budget (131k chars ~ 32k tokens) is a context failure
+    env = make_env(reward_fn=lambda t, answer, r: seen.append(answer) or 0.0)
+    _, _, _, trunc, infos = env.step({"lead": "a" * 200_000})
+    assert trunc == {"lead": True} and seen[-1] == "" and infos["lead"]["metrics"]["failure"] == "context"
+    env.reset(options={"task_id": TASK})
+    # a JSON escape can smuggle a lone surrogate past the text level: observations stay valid UTF-8
+    obs, _, _, _, infos = env.step(
+        {"lead": '<tool_call>{"name": "call_subagent", "arguments": {"sub_agents": [{"prompt": "\\ud800 x"}]}}</tool_call>'})
+    assert env.observation_space("sub_0").contains(obs["sub_0"])
+    obs, _, _, _, infos = env.step({"sub_0": b"bytes report \xff"})
+    assert env.observation_space("lead").contains(obs["lead"]) and "bytes report" in obs["lead"]["text"]

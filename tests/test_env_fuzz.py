@@ -51,6 +51,8 @@ broken = st.sampled_from([
     "<tool_call>", "</tool_call>", "<tool_call>{</tool_call>", '<tool_call>{"name": "search"',
     "<tool_call><tool_call>{}</tool_call></tool_call>", "<think><tool_call>", "</think><tool_call>[1]</tool_call>",
     '<tool_call>{"name": "search", "arguments": "{\\"queries\\": \\"\\ud800\\"}"}</tool_call>',
+    '<tool_call>{"name": "call_subagent", "arguments": {"sub_agents": [{"prompt": "\\ud800 x"}, "\\udfff"]}}</tool_call>',
+    '<tool_call>{"name": "access", "arguments": {"urls": ["/wiki/\\ud800"]}}</tool_call>',
     "<tool_call>" + "[" * 5000 + "</tool_call>", "\ud800\udfff", "\x00" * 10, "<think>" * 50,
 ])
 huge = st.builds(lambda c, n: c * n, st.sampled_from(["a", "中", "<tool_call>", "| x |\n", " "]),

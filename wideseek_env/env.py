@@ -808,7 +808,7 @@ class WideSeekEnv(ParallelEnv):
             self._log_tool(caller, "call_subagent", req)
             return []
         available = len(self.possible_agents) - 1 - self._next_sub
-        prompts_ = list(req.prompts)
+        prompts_ = [_clean(p) for p in req.prompts]
         notes = list(req.notes)
         if available <= 0:
             text = error_text(
@@ -829,7 +829,7 @@ class WideSeekEnv(ParallelEnv):
         caller.open_groups += 1
         children = []
         for p in prompts_:
-            child = self._spawn(ROLE_SUB, parent=caller.id, depth=caller.depth + 1, subtask=_clean(p))
+            child = self._spawn(ROLE_SUB, parent=caller.id, depth=caller.depth + 1, subtask=p)
             child.group = group
             group.children.append(child.id)
             self.agents.append(child.id)
