@@ -47,10 +47,14 @@ class PageWriter:
 
     def add_pages(self, pages: Iterable[Page]) -> None:
         """Insert pages; a fragment whose URL exists already is appended to that page's text."""
+        self.add_page_rows((p.url, p.title, p.text) for p in pages)
+
+    def add_page_rows(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """``add_pages`` for ``(url, title, text)`` tuples (what the corpus builder batches)."""
         self._db.executemany(
             "INSERT INTO pages(url, title, text) VALUES (?, ?, ?) "
             "ON CONFLICT(url) DO UPDATE SET text = pages.text || char(10) || char(10) || excluded.text",
-            ((p.url, p.title, p.text) for p in pages),
+            rows,
         )
 
     def add_tables(self, tables: Iterable[Table]) -> None:

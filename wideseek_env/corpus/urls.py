@@ -24,10 +24,30 @@ class NotWikipediaURL(ValueError):
     """Raised for a URL that does not name an English Wikipedia article."""
 
 
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _is_normalized(title: str) -> bool:
+    """True when ``normalize_title`` would return ``title`` unchanged (cheap string tests only)."""
+    return (
+        title != ""
+        and "%" not in title
+        and " " not in title
+        and "__" not in title
+        and title[0] != "_"
+        and title[-1] != "_"
+        and title.isprintable()  # False for any whitespace but " "
+        and title[0] == title[0].upper()
+    )
+
+
 def normalize_title(title: str) -> str:
     """Return MediaWiki's canonical form of an article title (underscores, first letter upper)."""
+    if _is_normalized(title):
+        # Corpus files hold hundreds of thousands of links that are canonical already.
+        return title
     title = unquote(title).replace("_", " ")
-    title = re.sub(r"\s+", " ", title).strip()
+    title = _WHITESPACE.sub(" ", title).strip()
     if not title:
         return ""
     title = title[0].upper() + title[1:]

@@ -1,0 +1,530 @@
+"""Streaming readers of corpus sources.
+
+Every reader is a generator over one source (a file or a directory) that never holds the source in
+memory. It yields records of four kinds, which the builder (``corpus.build``) routes as follows:
+
+- ``Page``: a page fragment: stored (fragments of one URL are appended in order) AND split into
+  ~100-word passages for the search index;
+- ``StoredPage``: a page fragment that is only stored (its passages come as ``Passage`` records);
+- ``Passage``: a search passage indexed verbatim (sources that ship their own passages: DPR,
+  RLinf), never stored;
+- ``Table``: a Wikipedia table (OTT-QA), stored for the task generator.
+
+URLs are canonical (``urls.canonical_url``) and text is detokenised (``text.detokenize``).
+
+Errors: a missing file, undecodable bytes, invalid JSON, a missing or malformed field or a truncated
+compressed stream raise ``CorpusFormatError`` with one message, ``"<file>, line <n>: <what>"``.
+Rows with empty text are skipped. Files may be plain or compressed (``.xz``, ``.gz``, ``.bz2``).
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import gzip
+import json
+import lzma
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Callable, Iterator, Union
+
+from wideseek_env.corpus.text import detokenize
+from wideseek_env.corpus.types import Page, Table
+from wideseek_env.corpus.urls import WIKI_PREFIX, NotWikipediaURL, canonical_url, title_to_url
+from wideseek_env.errors import CorpusFormatError
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page fragment to store but not to index (its passages are yielded as ``Passage``)."""
+
+    url: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A ready-made search passage of page ``url``, indexed as is and not stored."""
+
+    url: str
+    title: str
+    text: str
+
+
+Record = Union[Page, StoredPage, Passage, Table]
+
+COMPRESSED_SUFFIXES = (".xz", ".gz", ".bz2")
+_OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {
+    ".xz": lambda p: lzma.open(p, "rb"),
+    ".gz": lambda p: gzip.open(p, "rb"),
+    ".bz2": lambda p: bz2.open(p, "rb"),
+}
+# What a truncated or corrupt compressed stream raises while it is read.
+_STREAM_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile)
+
+
+# --------------------------------------------------------------------------------------------------
+# File helpers
+
+
+def _fail(path: Path, line: int | None, what: str) -> CorpusFormatError:
+    where = f"{path}, line {line}" if line else str(path)
+    return CorpusFormatError(f"{where}: {what}")
+
+
+def _open(path: Path) -> IO[bytes]:
+    opener = _OPENERS.get(path.suffix)
+    try:
+        return opener(path) if opener else open(path, "rb")
+    except OSError as exc:
+        raise _fail(path, None, f"cannot open: {exc.strerror or exc}") from None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """``(line number, raw bytes)`` of every line; a broken compressed stream is a CorpusFormatError."""
+    lineno = 0
+    with _open(path) as handle:
+        iterator = iter(handle)
+        while True:
+            try:
+                raw = next(iterator)
+            except StopIteration:
+                return
+            except _STREAM_ERRORS as exc:
+                raise _fail(
+                    path, lineno + 1, f"the file is truncated or corrupt ({exc})"
+                ) from None
+            lineno += 1
+            yield lineno, raw
+
+
+def _json_objects(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(line number, object)`` for every non-blank line of a JSON-lines file."""
+    for lineno, raw in _lines(path):
+        try:
+            # json.loads decodes UTF-8 bytes itself (faster than decoding first).
+            obj = json.loads(raw)
+        except UnicodeDecodeError as exc:
+            raise _fail(path, lineno, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        except json.JSONDecodeError as exc:
+            if not raw.strip():
+                continue
+            raise _fail(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise _fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        yield lineno, obj
+
+
+def _field(obj: dict, name: str, path: Path, lineno: int, kind: type = str):
+    try:
+        value = obj[name]
+    except KeyError:
+        raise _fail(path, lineno, f"missing field {name!r}") from None
+    if not isinstance(value, kind):
+        raise _fail(path, lineno, f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(obj: dict, name: str, path: Path, lineno: int) -> str:
+    value = obj.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _fail(path, lineno, f"field {name!r} must be a str, got {type(value).__name__}")
+    return value
+
+
+def _wiki_url(url: str, path: Path, lineno: int) -> str:
+    try:
+        return canonical_url(url)
+    except NotWikipediaURL as exc:
+        raise _fail(path, lineno, f"{exc} (the corpus keys pages by English Wikipedia URL)") from None
+
+
+def _title_of(url: str) -> str:
+    """The title of a canonical URL (``urls.url_to_title`` without canonicalising it again)."""
+    return url[len(WIKI_PREFIX):].replace("_", " ")
+
+
+def _strip_compression(name: str) -> str:
+    for suffix in COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _require(path: Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise CorpusFormatError(f"{path}: no such file or directory")
+    return path
+
+
+def _files_in(directory: Path, stem_suffix: str) -> list[Path]:
+    """Files of ``directory`` whose name (compression suffix removed) ends with ``stem_suffix``."""
+    return sorted(
+        p for p in directory.iterdir() if p.is_file() and _strip_compression(p.name).endswith(stem_suffix)
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# OTT-QA
+
+
+def ottqa_files(path: Path) -> tuple[list[Path], list[Path]]:
+    """The (table files, passage files) of an OTT-QA source: a directory or one file.
+
+    Table files are named ``*tables.jsonl`` and passage files ``*passages.jsonl`` (each possibly
+    compressed); both lists are sorted by name.
+    """
+    path = _require(path)
+    if path.is_dir():
+        tables, passages = _files_in(path, "tables.jsonl"), _files_in(path, "passages.jsonl")
+        if not tables and not passages:
+            raise CorpusFormatError(
+                f"{path}: no *tables.jsonl[.xz] or *passages.jsonl[.xz] files in this directory"
+            )
+        return tables, passages
+    name = _strip_compression(path.name)
+    if name.endswith("tables.jsonl"):
+        return [path], []
+    if name.endswith("passages.jsonl"):
+        return [], [path]
+    raise CorpusFormatError(
+        f"{path}: cannot tell whether this OTT-QA file holds tables or passages "
+        "(name it *tables.jsonl[.xz] or *passages.jsonl[.xz])"
+    )
+
+
+def clean_cell(text: str) -> str:
+    """A detokenised table cell with no ``|``: the markdown rendering then holds it verbatim.
+
+    A ``|`` in an OTT-QA cell is wikitext residue (``"6 July 1978 |"``): it is dropped at the ends
+    and replaced by ``/`` inside.
+    """
+    cell = detokenize(text)
+    if "|" in cell:
+        cell = cell.strip(" |").replace("|", "/")
+    return cell
+
+
+def render_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table (header row, ``---`` separator, one line per row) of clean cells.
+
+    Markdown because LLMs read it well and BM25 ignores the pipes; one line per row so that passage
+    splitting can cut between rows and repeat the header (see ``build.split_passages``).
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return "\n".join(lines)
+
+
+def _cells(raw_row, path: Path, lineno: int) -> tuple[list[str], list[list[str]]]:
+    """Texts and canonical link URLs of one OTT-QA row (a list of ``[text, links]`` cells)."""
+    texts: list[str] = []
+    links: list[list[str]] = []
+    try:
+        for text, cell_links in raw_row:
+            texts.append(clean_cell(text))
+            urls = []
+            for link in cell_links:
+                try:
+                    urls.append(canonical_url(link))
+                except NotWikipediaURL:
+                    pass  # an external or empty link: not a page of the corpus
+            links.append(urls)
+    except (TypeError, ValueError, AttributeError):
+        raise _fail(path, lineno, "malformed table: each cell must be [text, [links]]") from None
+    return texts, links
+
+
+def _table(obj: dict, path: Path, lineno: int) -> Table:
+    url = _wiki_url(_field(obj, "url", path, lineno), path, lineno)
+    header, _ = _cells(_field(obj, "header", path, lineno, list), path, lineno)
+    rows, links = [], []
+    for raw_row in _field(obj, "data", path, lineno, list):
+        if not isinstance(raw_row, list):
+            raise _fail(path, lineno, "malformed table: 'data' must be a list of rows")
+        texts, row_links = _cells(raw_row, path, lineno)
+        rows.append(texts)
+        links.append(row_links)
+    return Table(
+        uid=_field(obj, "uid", path, lineno),
+        url=url,
+        title=detokenize(_optional_str(obj, "title", path, lineno)) or _title_of(url),
+        section_title=detokenize(_optional_str(obj, "section_title", path, lineno)),
+        section_text=detokenize(_optional_str(obj, "section_text", path, lineno)),
+        header=header,
+        rows=rows,
+        links=links,
+    )
+
+
+def table_section(table: Table) -> str:
+    """The page text of one table: ``## section title``, the section text, the markdown table."""
+    parts = []
+    if table.section_title:
+        parts.append("## " + table.section_title)
+    if table.section_text:
+        parts.append(table.section_text)
+    parts.append(render_table(table.header, table.rows))
+    return "\n\n".join(parts)
+
+
+def read_ottqa(path: Path) -> Iterator[Record]:
+    """Tables, then passages, of OTT-QA (see ``shared/data/README.md`` for the format).
+
+    Table files are read first. The first table of a page yields a ``Page`` whose text is the page's
+    intro plus the table's section (``table_section``); a later table of the same page yields only
+    its section (the builder appends it). Every table also yields its ``Table``.
+
+    A passage (``{"url": "/wiki/X", "text"}``) of a page that has a table is skipped: it is that
+    page's intro again. Every other passage becomes a ``Page`` titled after its URL. Only the set of
+    table-page URLs (a few thousand) is kept in memory.
+    """
+    table_files, passage_files = ottqa_files(path)
+    table_pages: set[str] = set()
+    for file in table_files:
+        for lineno, obj in _json_objects(file):
+            table = _table(obj, file, lineno)
+            section = table_section(table)
+            if table.url in table_pages:
+                yield Page(table.url, table.title, section)
+            else:
+                table_pages.add(table.url)
+                intro = detokenize(_optional_str(obj, "intro", file, lineno))
+                yield Page(table.url, table.title, f"{intro}\n\n{section}" if intro else section)
+            yield table
+    for file in passage_files:
+        for lineno, obj in _json_objects(file):
+            url = _wiki_url(_field(obj, "url", file, lineno), file, lineno)
+            if url in table_pages:
+                continue
+            text = detokenize(_field(obj, "text", file, lineno))
+            if text:
+                yield Page(url, _title_of(url), text)
+
+
+# --------------------------------------------------------------------------------------------------
+# DPR
+
+
+def _decoded_lines(path: Path, counter: list[int]) -> Iterator[str]:
+    """Decoded lines for ``csv``; ``counter[0]`` is the number of the line last handed out."""
+    for lineno, raw in _lines(path):
+        counter[0] = lineno
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _fail(path, lineno, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def read_dpr(path: Path) -> Iterator[Record]:
+    """DPR's ``psgs_w100.tsv``: a header ``id<TAB>text<TAB>title``, then one passage a row.
+
+    Fields may be quoted as in the real file (``"..."`` with ``""`` for a quote). The column order
+    comes from the header; a file without a header is read as ``id, text, title``. Each row yields a
+    ``StoredPage`` fragment of the article ``title`` (fragments are appended in file order) and the
+    row's text as a ``Passage``, so that DPR's own 100-word passages are what search returns.
+    """
+    path = _require(path)
+    if path.is_dir():
+        raise CorpusFormatError(f"{path}: is a directory; give the DPR .tsv file")
+    counter = [0]
+    reader = csv.reader(_decoded_lines(path, counter), delimiter="\t", quotechar='"', strict=True)
+    columns, width = {"text": 1, "title": 2}, 3
+    first = True
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _fail(path, counter[0], f"malformed TSV ({exc})") from None
+        if first:
+            first = False
+            if row and row[0].strip().lower() == "id":
+                names = [name.strip().lower() for name in row]
+                missing = {"text", "title"} - set(names)
+                if missing:
+                    raise _fail(path, counter[0], f"header lacks column(s) {sorted(missing)}")
+                columns = {name: names.index(name) for name in ("text", "title")}
+                width = len(names)
+                continue
+        if not row:
+            continue
+        try:
+            text, title = row[columns["text"]], row[columns["title"]]
+        except IndexError:
+            raise _fail(
+                path, counter[0], f"expected {width} tab-separated columns, got {len(row)}"
+            ) from None
+        text = detokenize(text)
+        if not text:
+            continue
+        if not title.strip():
+            raise _fail(path, counter[0], "empty title")
+        url = title_to_url(title)
+        title = _title_of(url)
+        yield StoredPage(url, title, text)
+        yield Passage(url, title, text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Generic JSONL and RLinf / ASearcher Wiki-2018
+
+
+def _split_quoted_title(contents: str) -> tuple[str, str]:
+    """``'"Title"\\ntext'`` (Search-R1 / FlashRAG wiki-18 ``contents``) -> ``("Title", "text")``.
+
+    Contents without a quoted first line give ``("", contents)``.
+    """
+    if contents.startswith('"'):
+        first, sep, rest = contents.partition("\n")
+        if sep and len(first) >= 2 and first.endswith('"'):
+            return first[1:-1], rest
+    return "", contents
+
+
+def _page_fields(obj: dict, path: Path, lineno: int) -> tuple[str, str, str]:
+    """``(canonical url, title, text)`` of a generic page/passage object; see ``read_jsonl``."""
+    text = obj.get("text")
+    if text is None:
+        text = obj.get("contents")
+        if text is None:
+            raise _fail(path, lineno, "missing field 'text' (or 'contents')")
+    if not isinstance(text, str):
+        raise _fail(path, lineno, f"field 'text' must be a str, got {type(text).__name__}")
+    title = _optional_str(obj, "title", path, lineno)
+    raw_url = _optional_str(obj, "url", path, lineno)
+    if "text" not in obj:
+        quoted, rest = _split_quoted_title(text)
+        if quoted:
+            title, text = title or quoted, rest
+    if raw_url:
+        url = _wiki_url(raw_url, path, lineno)
+    elif title.strip():
+        url = title_to_url(title)
+    else:
+        raise _fail(path, lineno, "needs a 'url' or a 'title'")
+    return url, (title.strip() or _title_of(url)), detokenize(text)
+
+
+def read_jsonl(path: Path) -> Iterator[Record]:
+    """Generic JSON lines, one page (fragment) per line: ``{"url", "title", "text"}``.
+
+    - ``url`` is optional when ``title`` is given (the URL is then the title's Wikipedia URL);
+      ``title`` is optional when ``url`` is given (the title is then read from the URL);
+    - ``url`` must be an English Wikipedia URL in any accepted form (``urls`` module): the page store
+      and the ``access`` tool key pages by canonical Wikipedia URL, so a page under another site's
+      URL could never be reached. Such a line is rejected with an error naming it;
+    - ``contents`` is accepted instead of ``text`` (Search-R1's ``wiki-18.jsonl``: ``{"id",
+      "contents": "\\"Title\\"\\ntext"}``; the quoted first line is then the title);
+    - several lines with one URL are fragments of one page, appended in order.
+
+    ``path`` is one file or a directory of ``*.jsonl[.xz|.gz|.bz2]`` files (read in name order).
+    """
+    for file in jsonl_files(path):
+        for lineno, obj in _json_objects(file):
+            url, title, text = _page_fields(obj, file, lineno)
+            if text:
+                yield Page(url, title, text)
+
+
+def jsonl_files(path: Path) -> list[Path]:
+    path = _require(path)
+    if not path.is_dir():
+        return [path]
+    files = _files_in(path, ".jsonl")
+    if not files:
+        raise CorpusFormatError(f"{path}: no *.jsonl[.xz|.gz|.bz2] files in this directory")
+    return files
+
+
+RLINF_PAGES = "wiki_webpages.jsonl"
+RLINF_PASSAGES = "wiki_corpus.jsonl"
+
+
+def rlinf_files(path: Path) -> tuple[Path | None, Path | None]:
+    """``(wiki_webpages file, wiki_corpus file)`` of an RLinf source; either may be None, not both."""
+    path = _require(path)
+    candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+    found: dict[str, Path] = {}
+    for candidate in candidates:
+        name = _strip_compression(candidate.name)
+        if name in (RLINF_PAGES, RLINF_PASSAGES) and candidate.is_file():
+            found.setdefault(name, candidate)
+    if not found:
+        raise CorpusFormatError(
+            f"{path}: expected {RLINF_PAGES} and/or {RLINF_PASSAGES} (RLinf/ASearcher Wiki-2018 layout)"
+        )
+    return found.get(RLINF_PAGES), found.get(RLINF_PASSAGES)
+
+
+def read_rlinf(path: Path) -> Iterator[Record]:
+    """RLinf's WideSeek-R1 Wiki-2018 corpus (the ASearcher-Local-Knowledge layout).
+
+    ``path`` is the directory holding the files, or one of them. Formats, as RLinf's retrieval server
+    and tool client read them (``examples/wideseek_r1/search_engine/local_retrieval_server_qdrant.py``
+    and ``rlinf/agents/wideseek_r1/tools.py``: pages are looked up by ``page["url"]`` and shown as
+    ``page["contents"]``; search hits are shown as ``hit["contents"]`` with ``hit["url"]``):
+
+    - ``wiki_webpages.jsonl`` (pages for ``access``): ``{"url", "contents"}``, ``url`` like
+      ``https://en.wikipedia.org/w/index.php?title=List%20of%20capitals%20of%20France``; an optional
+      ``title`` is used, else the title comes from the URL. ``text`` is accepted for ``contents``.
+    - ``wiki_corpus.jsonl`` (passages for ``search``): ``{"id", "contents", "url", ...}`` where
+      ``contents`` is ``"\\"Title\\"\\npassage text"`` as in FlashRAG/Search-R1's wiki-18; extra
+      fields (``wikipedia_id``) are ignored; without ``url`` the URL comes from the title.
+
+    Assumed, as the field names above were read from RLinf's code rather than from a data sample.
+
+    Routing: with both files, webpages are stored (``StoredPage``) and corpus passages are indexed
+    verbatim (``Passage``), exactly RLinf's split of roles. With only the corpus, each passage is
+    also stored as a fragment of its page. With only webpages, pages are stored and split into
+    passages by the builder (``Page``).
+    """
+    pages_file, passages_file = rlinf_files(path)
+    if pages_file is not None:
+        kind = StoredPage if passages_file is not None else Page
+        for lineno, obj in _json_objects(pages_file):
+            url, title, text = _page_fields(obj, pages_file, lineno)
+            if text:
+                yield kind(url, title, text)
+    if passages_file is not None:
+        for lineno, obj in _json_objects(passages_file):
+            url, title, text = _page_fields(obj, passages_file, lineno)
+            if not text:
+                continue
+            if pages_file is None:
+                yield StoredPage(url, title, text)
+            yield Passage(url, title, text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+
+
+READERS: dict[str, Callable[[Path], Iterator[Record]]] = {
+    "ottqa": read_ottqa,
+    "dpr": read_dpr,
+    "rlinf": read_rlinf,
+    "jsonl": read_jsonl,
+}
+
+
+def source_files(source: str, path: Path) -> list[Path]:
+    """The files that ``READERS[source]`` reads from ``path`` (for fingerprints); validates both."""
+    if source not in READERS:
+        raise CorpusFormatError(f"unknown corpus source {source!r}; choose one of {sorted(READERS)}")
+    if source == "ottqa":
+        tables, passages = ottqa_files(path)
+        return tables + passages
+    if source == "rlinf":
+        return [p for p in rlinf_files(path) if p is not None]
+    if source == "jsonl":
+        return jsonl_files(path)
+    path = _require(path)
+    if path.is_dir():
+        raise CorpusFormatError(f"{path}: is a directory; give the DPR .tsv file")
+    return [path]
