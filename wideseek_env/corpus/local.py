@@ -17,8 +17,15 @@ Query handling (LLM-written queries are messy):
   pathological query;
 - an empty, whitespace-only or punctuation-only query gives ``[]``, never an error.
 
-Every word is matched against the page title and the passage text (BM25 scores of both fields add
-up, so a word of the title weighs more than one word of the text).
+Fields and weights. Every word is matched against the page title and the passage text; the BM25
+scores of the two fields add up, with the title's weighted by ``TITLE_WEIGHT`` (0.3). Tantivy scores
+each field on its own, and titles are a few words long, so an unweighted title match outweighs many
+text matches: with weight 1, queries made of a passage's own words find that passage's page in the
+top 5 only 79% of the time (bm25s, which indexes title + text as one field: 93%); text alone gives
+93% but finds an entity's page from "<title> + two words" queries only 94% of the time (title
+weight 1: 99.9%). Weight 0.3 gives 91% and 98.5% (1,000 queries each, whole OTT-QA corpus). If
+the index has a ``body`` field (title and passage text in one field, like bm25s), search uses it
+alone: 92% and 99.5% in the same test, and fewer postings to scan per query.
 
 Hits are deduplicated by page by default (``dedup_pages=True``): each page appears at most once in
 a hit list, with its best passage. The index holds ~100-word passages, and a page's passages often
@@ -46,6 +53,8 @@ from wideseek_env.errors import CorpusNotBuiltError
 
 MAX_QUERY_TERMS = 32
 MAX_K = 100
+TITLE_WEIGHT = 0.3
+BODY_FIELD = "body"  # title + passage text in one field, when the index has it
 
 _WORD = re.compile(r"\w+")
 
@@ -104,6 +113,11 @@ class LocalRetriever:
         self.dedup_pages = dedup_pages
         self.threads = max(1, int(threads)) if threads is not None else _default_threads()
         self._searcher = self.index.searcher()
+        try:
+            self.index.parse_query("probe", [BODY_FIELD])
+            self._fields, self._boosts = [BODY_FIELD], None
+        except ValueError:  # the index has no combined field: title and text, title down-weighted
+            self._fields, self._boosts = list(SEARCH_FIELDS), {"title": TITLE_WEIGHT}
         self._pool: ThreadPoolExecutor | None = None
         self._closed = False
 
@@ -141,9 +155,11 @@ class LocalRetriever:
         if not text:
             return None
         try:
-            return self.index.parse_query(text, SEARCH_FIELDS)
+            if self._boosts:
+                return self.index.parse_query(text, self._fields, field_boosts=self._boosts)
+            return self.index.parse_query(text, self._fields)
         except ValueError:  # cannot happen for plain words; be safe rather than raise on agent text
-            parsed, _errors = self.index.parse_query_lenient(text, SEARCH_FIELDS)
+            parsed, _errors = self.index.parse_query_lenient(text, self._fields)
             return parsed
 
     def _search_one(self, searcher: tantivy.Searcher, query: str, k: int) -> list[Hit]:

@@ -1,0 +1,291 @@
+"""The retrieval server (real HTTP on 127.0.0.1) and the HTTPRetriever client."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from wideseek_env.corpus.build import build_corpus
+from wideseek_env.corpus.local import LocalRetriever
+from wideseek_env.corpus.remote import HTTPRetriever, RetrievalServerError
+from wideseek_env.corpus.server import make_server
+from wideseek_env.corpus.types import Retriever
+from wideseek_env.errors import WideseekError
+
+W = "https://en.wikipedia.org/wiki/"
+PAGES = [
+    {"url": "/wiki/Jim_Ryun", "text": "James Ronald Ryun (born April 29, 1947) is a former American "
+     "politician and Olympic track and field athlete, the first high school athlete to run a mile "
+     "in under four minutes."},
+    {"url": "/wiki/Marty_Liquori", "text": "Marty Liquori (born September 11, 1949) is an American "
+     "former middle-distance runner."},
+    {"url": "/wiki/List_of_capitals_of_France", "text": "This is a chronological list of capitals "
+     "of France. Paris has been the capital for most of its history."},
+]
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    src = root / "pages.jsonl"
+    src.write_text("".join(json.dumps(p) + "\n" for p in PAGES), encoding="utf-8")
+    build_corpus("jsonl", src, root / "corpus", progress=False)
+    return root / "corpus"
+
+
+@pytest.fixture(scope="module")
+def local(corpus_dir):
+    with LocalRetriever(corpus_dir, threads=2) as r:
+        yield r
+
+
+def start(retriever, **kwargs):
+    server = make_server(retriever, "127.0.0.1", 0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    return server, thread
+
+
+def stop(server, thread):
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+@pytest.fixture(scope="module")
+def server(local):
+    srv, thread = start(local, timeout=1.0, max_items=256)
+    yield srv
+    stop(srv, thread)
+
+
+def raw(server, method, path, body=None, headers=None):
+    """One request on a fresh connection; returns (status, decoded JSON)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body)
+        conn.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        assert response.getheader("Content-Type", "").startswith("application/json")
+        return response.status, json.loads(data)
+    finally:
+        conn.close()
+
+
+def healthy(server) -> bool:
+    return raw(server, "GET", "/health") == (200, {"status": "ok", "passages": 3})
+
+
+def test_server_url_and_port(server):
+    assert server.port > 0
+    assert server.url == f"http://127.0.0.1:{server.port}"
+
+
+def test_http_retriever_matches_local(server, local):
+    queries = ["Jim Ryun mile", "Liquori runner", "", "!!!", "capitals of France"]
+    with HTTPRetriever(server.url) as remote:
+        assert isinstance(remote, Retriever)
+        assert remote.search_many(queries, 2) == local.search_many(queries, 2)
+        urls = ["/wiki/Jim_Ryun", "https://en.wikipedia.org/w/index.php?title=Marty%20Liquori",
+                "https://en.wikipedia.org/wiki/Nope", "https://example.com/", 5]
+        assert remote.access_many(urls) == local.access_many(urls)
+        assert remote.search_many([], 3) == [] and remote.access_many([]) == []
+        # more queries than one request may hold: split into several requests
+        many = ["Jim Ryun"] * 300
+        assert len(remote.search_many(many, 1)) == 300
+        assert remote.health()["status"] == "ok"
+
+
+def test_http_retriever_without_scheme(server):
+    with HTTPRetriever(f"127.0.0.1:{server.port}") as remote:
+        assert remote.search_many(["Ryun"], 1)[0][0].url == W + "Jim_Ryun"
+
+
+def test_rlinf_shape(server):
+    """RLinf's WideSeek-R1 client: return_scores false, reads contents and url; access reads contents."""
+    status, body = raw(server, "POST", "/retrieve",
+                       {"queries": ["Jim Ryun", "capitals of France"], "topk": 3, "return_scores": False})
+    assert status == 200 and len(body["result"]) == 2
+    top = body["result"][0][0]
+    assert top["contents"].startswith('"Jim Ryun"\n') and "1947" in top["contents"]
+    assert top["url"] == W + "Jim_Ryun" and top["title"] == "Jim Ryun" and "score" not in top
+    status, body = raw(server, "POST", "/access", {"urls": [
+        "https://en.wikipedia.org/w/index.php?title=List%20of%20capitals%20of%20France",
+        "https://en.wikipedia.org/w/index.php/List_of_capitals_of_France",
+        "https://en.wikipedia.org/wiki/Nope"]})
+    assert status == 200
+    first, second, missing = body["result"]
+    assert first == second and "Paris" in first["contents"] and first["url"] == W + "List_of_capitals_of_France"
+    assert missing is None
+
+
+def test_search_r1_shape(server):
+    """Search-R1 clients: return_scores true, read hit["document"]["contents"] (quoted title line)."""
+    status, body = raw(server, "POST", "/retrieve", {"queries": ["Jim Ryun"], "topk": 2, "return_scores": True})
+    assert status == 200
+    item = body["result"][0][0]
+    content = item["document"]["contents"]
+    assert content.split("\n")[0] == '"Jim Ryun"' and "1947" in "\n".join(content.split("\n")[1:])
+    assert isinstance(item["score"], float) and item["url"] == W + "Jim_Ryun"
+    # topk omitted or null: the default (3)
+    status, body = raw(server, "POST", "/retrieve", {"queries": ["Ryun Liquori Paris"]})
+    assert status == 200 and 1 <= len(body["result"][0]) <= 3
+    status, body = raw(server, "POST", "/retrieve", {"queries": [], "topk": None})
+    assert (status, body) == (200, {"result": []})
+
+
+@pytest.mark.parametrize(
+    "path, body, status",
+    [
+        ("/retrieve", "{not json", 400),
+        ("/retrieve", b"\xff\xfe", 400),
+        ("/retrieve", [1, 2], 400),
+        ("/retrieve", {}, 400),
+        ("/retrieve", {"queries": "Jim Ryun"}, 400),
+        ("/retrieve", {"queries": ["ok", 5]}, 400),
+        ("/retrieve", {"queries": ["ok"], "topk": "3"}, 400),
+        ("/retrieve", {"queries": ["ok"], "topk": 0}, 400),
+        ("/retrieve", {"queries": ["ok"], "topk": 1000}, 400),
+        ("/retrieve", {"queries": ["ok"], "topk": True}, 400),
+        ("/retrieve", {"queries": ["ok"], "return_scores": "yes"}, 400),
+        ("/retrieve", {"queries": ["q"] * 257}, 400),
+        ("/access", {"urls": None}, 400),
+        ("/access", {"urls": [{"url": "x"}]}, 400),
+        ("/access", {"urls": ["u"] * 257}, 400),
+        ("/nowhere", {"queries": ["ok"]}, 404),
+    ],
+)
+def test_bad_requests_answer_json_4xx(server, path, body, status):
+    got, payload = raw(server, "POST", path, body)
+    assert got == status
+    assert isinstance(payload.get("error"), str) and payload["error"]
+    assert healthy(server)
+
+
+def test_wrong_method_and_unknown_get(server):
+    assert raw(server, "GET", "/retrieve")[0] == 405
+    assert raw(server, "GET", "/etc/passwd")[0] == 404
+    assert raw(server, "PUT", "/retrieve", {"queries": []})[0] == 405
+    assert healthy(server)
+
+
+def read_until_closed(sock) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_missing_content_length_and_oversized_body(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n\r\n")
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 411") and b'"error"' in reply
+    # Announce a 2 MiB body: refused with 413 before it is read.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 2097152\r\n\r\n" + b"[" * 1000)
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 413") and b'"error"' in reply
+    # A real oversized body through a normal client.
+    status, payload = raw(server, "POST", "/retrieve", {"queries": ["x" * (1 << 20)]})
+    assert status == 413 and "limit" in payload["error"]
+    assert healthy(server)
+
+
+def test_slow_and_dropped_clients_are_cut_off(server):
+    slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    slow.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n")  # headers never finish
+    stalled = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    stalled.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")  # body never finishes
+    dropped = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    dropped.sendall(b"POST /retrieve HTTP/1.1\r\nContent-Length: 50\r\n\r\n{")
+    dropped.close()
+    try:
+        assert healthy(server)  # others are served meanwhile
+        started = time.monotonic()
+        for sock in (slow, stalled):  # the server closes them after its 1 s timeout
+            assert b"200 OK" not in read_until_closed(sock)
+        assert time.monotonic() - started < 4
+    finally:
+        slow.close()
+        stalled.close()
+    assert healthy(server)
+
+
+def test_keep_alive_connection_is_reused(server):
+    with HTTPRetriever(server.url) as remote:
+        for _ in range(3):
+            remote.search_many(["Ryun"], 1)
+        assert len(remote._conns) == 1
+
+
+class Exploding:
+    def search_many(self, queries, k=3):
+        raise RuntimeError("index on fire")
+
+    def access_many(self, urls):
+        raise RuntimeError("store on fire")
+
+    def close(self):
+        pass
+
+
+def test_retriever_failure_is_a_500_and_the_server_lives_on():
+    srv, thread = start(Exploding())
+    try:
+        status, body = raw(srv, "POST", "/retrieve", {"queries": ["x"]})
+        assert status == 500 and "index on fire" in body["error"]
+        status, body = raw(srv, "POST", "/access", {"urls": ["/wiki/X"]})
+        assert status == 500 and "store on fire" in body["error"]
+        assert raw(srv, "GET", "/health")[0] == 200
+        with HTTPRetriever(srv.url) as remote, pytest.raises(RetrievalServerError, match="500"):
+            remote.search_many(["x"], 1)
+    finally:
+        stop(srv, thread)
+
+
+def test_unreachable_server_names_url_and_command():
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with HTTPRetriever(f"http://127.0.0.1:{port}", timeout=2) as remote:
+        with pytest.raises(WideseekError) as info:
+            remote.search_many(["x"], 1)
+    message = str(info.value)
+    assert f"127.0.0.1:{port}" in message and "wideseek serve" in message
+    with pytest.raises(WideseekError):
+        HTTPRetriever("ftp://host/x")
+
+
+def test_serve_command_prints_url_and_stops_on_ctrl_c(corpus_dir):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wideseek_env.cli", "serve", "--index", str(corpus_dir), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        line = proc.stdout.readline()
+        assert "http://127.0.0.1:" in line, line
+        url = line.split("http://", 1)[1].split()[0]
+        with HTTPRetriever("http://" + url) as remote:
+            assert remote.search_many(["Ryun"], 1)[0][0].title == "Jim Ryun"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
