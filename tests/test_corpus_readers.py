@@ -8,6 +8,8 @@ import lzma
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from wideseek_env.corpus.readers import (
     Passage,
@@ -108,6 +110,11 @@ def test_detokenize_rejoins_punctuation(tokenised, clean):
 )
 def test_detokenize_leaves_clean_text_unchanged(clean):
     assert detokenize(clean) == clean
+
+
+@given(st.text(alphabet=st.sampled_from("ab1 ,.()'\"-/$%\t\n–s"), max_size=40))
+def test_detokenize_only_ever_removes_whitespace(text):
+    assert "".join(detokenize(text).split()) == "".join(text.split())
 
 
 # ------------------------------------------------------------------------------------------ OTT-QA

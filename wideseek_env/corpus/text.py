@@ -6,12 +6,11 @@ import re
 
 # OTT-QA text is pre-tokenised: "born April 29 , 1947 ) is" -> "born April 29, 1947) is".
 #
-# Speed matters: the corpus build detokenises ~150 MB of text. Plain ``str.replace`` (C, memchr-based)
-# handles the frequent cases; the remaining regexes start with a literal space (which lets ``re`` skip
-# ahead quickly) and only run when a cheap substring test says they can match. This is ~5x faster than
-# a chain of ``re.sub`` calls over every string, with the same rules.
-_NO_SPACE_BEFORE = (",", ".", ";", ":", "!", "?", "%", ")", "]", "}")
-_NO_SPACE_AFTER = ("(", "[", "{", "$")
+# Speed matters: the corpus build detokenises ~150 MB of text. Each regex below starts with a literal
+# space or is guarded by a cheap substring test, so ``re`` scans fast and most rules cost one pass;
+# this is ~2x faster than a chain of ``re.sub(r"\s+...")`` calls, with the same rules.
+_SPACE_BEFORE = re.compile(r" (?=[,.;:!?%)\]}])")
+_SPACE_AFTER = re.compile(r"(?<=[(\[{$]) ")
 # No word-character test before the space: "( NBA ) 's" must become "(NBA)'s" too.
 _POSSESSIVE = re.compile(r" (?='(?:s|re|ve|ll|d|m)\b|n't\b)")
 _QUOTES = re.compile(r'"\s+([^"]*?)\s+"')
@@ -29,17 +28,16 @@ def detokenize(text: str) -> str:
     """
     if not text:
         return ""
-    if " " not in text and text.isprintable():
+    printable = text.isprintable()  # False for any whitespace but " "
+    if printable and " " not in text:
         return text  # one token (a year, a name): no space to remove; common in table cells
-    out = " ".join(text.split())
-    for mark in _NO_SPACE_BEFORE:
-        spaced = " " + mark
-        if spaced in out:
-            out = out.replace(spaced, mark)
-    for mark in _NO_SPACE_AFTER:
-        spaced = mark + " "
-        if spaced in out:
-            out = out.replace(spaced, mark)
+    if not printable or "  " in text or text[0] == " " or text[-1] == " ":
+        out = " ".join(text.split())
+    else:
+        out = text  # single spaces only (the usual case): skip the split/join
+    out = _SPACE_BEFORE.sub("", out)
+    if "( " in out or "[ " in out or "{ " in out or "$ " in out:
+        out = _SPACE_AFTER.sub("", out)
     if " '" in out or " n't" in out:
         out = _POSSESSIVE.sub("", out)
     if '" ' in out:
