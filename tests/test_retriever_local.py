@@ -184,9 +184,9 @@ def test_close(corpus_dir):
 
 
 def test_sanitize_query():
-    assert sanitize_query('What: "Jim Ryun" NOT (mile)') == "jim ryun mile"
+    assert sanitize_query('What: "Jim Ryun" NOT (mile)') == "what jim ryun mile"
     assert sanitize_query("the of and") == "the of and"  # only stopwords: keep them
-    assert sanitize_query("Ryun ryun RYUN") == "ryun"
+    assert sanitize_query("Ryun ryun RYUN") == "ryun ryun ryun"  # repeats weigh more, as in Lucene
     assert sanitize_query("...") == ""
     assert len(sanitize_query(" ".join(f"w{i}" for i in range(500))).split()) == 32
 
