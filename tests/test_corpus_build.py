@@ -95,16 +95,12 @@ def test_build_splits_long_pages_into_passages(built):
 
 def test_manifest_records_source_input_fingerprint_and_versions(src, tmp_path):
     manifest = build(src, tmp_path / "corpus")
-    assert (manifest["format_version"], manifest["source"], manifest["input"], manifest["passage_words"]) == (
-        FORMAT_VERSION,
-        "jsonl",
-        str(src.resolve()),
-        100,
-    ) and manifest["fingerprint"][0]["size"] == src.stat().st_size and set(manifest["versions"]) == {
-        "wideseek_env",
-        "tantivy",
-        "python",
-    }
+    summary = {k: manifest[k] for k in ("format_version", "source", "input", "passage_words")}
+    assert (summary, manifest["fingerprint"][0]["size"], set(manifest["versions"])) == (
+        {"format_version": FORMAT_VERSION, "source": "jsonl", "input": str(src.resolve()), "passage_words": 100},
+        src.stat().st_size,
+        {"wideseek_env", "tantivy", "python"},
+    )
 
 
 def test_manifest_file_omits_the_reused_flag(built):
@@ -128,7 +124,8 @@ def test_dpr_build_indexes_its_passages_verbatim(tmp_path):
     tsv = tmp_path / "psgs.tsv"
     tsv.write_text("id\ttext\ttitle\n1\t" + LONG + "\tZebra\n2\tShort one .\tZebra\n", encoding="utf-8")
     build_corpus("dpr", tsv, tmp_path / "corpus", progress=False, threads=1)
-    assert sorted(len(d["text"][0]) for d in index_docs(tmp_path / "corpus")) == [len("Short one."), len(LONG)]
+    lengths = sorted(len(d["text"][0]) for d in index_docs(tmp_path / "corpus"))
+    assert lengths == [len("Short one."), len(LONG)]
 
 
 def test_progress_bar_writes_to_stderr_only(src, tmp_path, capsys):
@@ -355,7 +352,8 @@ def test_load_manifest_returns_the_manifest(src, built):
 
 
 def test_load_manifest_of_a_missing_directory_names_it_and_the_build_command(tmp_path):
-    with pytest.raises(CorpusNotBuiltError, match=r"no corpus at .*nowhere; build it with 'wideseek corpus build"):
+    expected = r"no corpus at .*nowhere; build it with 'wideseek corpus build"
+    with pytest.raises(CorpusNotBuiltError, match=expected):
         load_manifest(tmp_path / "nowhere")
 
 

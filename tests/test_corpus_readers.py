@@ -122,7 +122,8 @@ def test_detokenize_only_ever_removes_whitespace(text):
 
 def test_ottqa_first_table_page_holds_intro_and_table_section(ottqa_dir):
     first = records_of(Page, read_ottqa(ottqa_dir))[0]
-    assert first.text.startswith("James Ronald Ryun (born April 29, 1947) is a former runner.\n\n## Records")
+    intro = "James Ronald Ryun (born April 29, 1947) is a former runner."
+    assert first.text.startswith(intro + "\n\n## Records")
 
 
 def test_ottqa_table_section_renders_the_table_as_markdown(ottqa_dir):
@@ -296,7 +297,9 @@ def test_rlinf_with_both_files_stores_webpages_and_indexes_corpus_passages(tmp_p
     write_jsonl(tmp_path / "wiki_webpages.jsonl", [RLINF_PAGE])
     write_jsonl(tmp_path / "wiki_corpus.jsonl", [RLINF_PASSAGE])
     assert list(read_rlinf(tmp_path)) == [
-        StoredPage(CAPITALS, "List of capitals of France", "This is a chronological list of capitals of France."),
+        StoredPage(
+            CAPITALS, "List of capitals of France", "This is a chronological list of capitals of France."
+        ),
         Passage(CAPITALS, "List of capitals of France", "This is a chronological list."),
     ]
 
@@ -336,7 +339,8 @@ def test_jsonl_title_alone_gives_the_url(tmp_path):
 
 
 def test_jsonl_url_alone_gives_the_title(tmp_path):
-    path = write_jsonl(tmp_path / "p.jsonl", [{"url": "https://en.m.wikipedia.org/wiki/Alan_Turing", "text": "T"}])
+    line = {"url": "https://en.m.wikipedia.org/wiki/Alan_Turing", "text": "T"}
+    path = write_jsonl(tmp_path / "p.jsonl", [line])
     assert list(read_jsonl(path)) == [Page(W + "Alan_Turing", "Alan Turing", "T")]
 
 
@@ -357,7 +361,8 @@ def test_jsonl_reads_every_file_of_a_directory_in_name_order(tmp_path):
 
 
 def test_jsonl_non_wikipedia_url_is_rejected_with_its_line(tmp_path):
-    path = write_jsonl(tmp_path / "p.jsonl", [{"title": "A", "text": "a"}, {"url": "https://example.com/x", "text": "x"}])
+    lines = [{"title": "A", "text": "a"}, {"url": "https://example.com/x", "text": "x"}]
+    path = write_jsonl(tmp_path / "p.jsonl", lines)
     with pytest.raises(CorpusFormatError, match=r"p.jsonl, line 2: not a.*Wikipedia URL"):
         list(read_jsonl(path))
 
@@ -427,7 +432,8 @@ def test_truncated_xz_stream_is_reported_with_file_and_line(tmp_path):
     full = write_jsonl(tmp_path / "full.jsonl.xz", passages)
     cut = tmp_path / "train_passages.jsonl.xz"
     cut.write_bytes(full.read_bytes()[:-40])
-    with pytest.raises(CorpusFormatError, match=r"train_passages.jsonl.xz, line \d+: the file is truncated or corrupt"):
+    expected = r"train_passages.jsonl.xz, line \d+: the file is truncated or corrupt"
+    with pytest.raises(CorpusFormatError, match=expected):
         list(read_ottqa(cut))
 
 
@@ -445,4 +451,5 @@ def test_source_files_rejects_an_unknown_source(tmp_path):
 
 
 def test_source_files_lists_ottqa_tables_then_passages(ottqa_dir):
-    assert [p.name for p in source_files("ottqa", ottqa_dir)] == ["train_tables.jsonl.xz", "train_passages.jsonl"]
+    names = [p.name for p in source_files("ottqa", ottqa_dir)]
+    assert names == ["train_tables.jsonl.xz", "train_passages.jsonl"]

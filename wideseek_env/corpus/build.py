@@ -9,7 +9,12 @@ Layout of a built corpus directory::
 ``build_corpus`` is idempotent (an unchanged input is not rebuilt) and crash-safe: it builds into a
 hidden sibling directory ``.<name>.building-<pid>`` and swaps it into place only once complete, so a
 killed build leaves the previous corpus (or nothing) at ``out_dir``, never a half-built one.
-Leftovers of killed builds are removed by the next build of the same directory.
+Leftovers of killed builds are removed by the next build of the same directory. A build holds an
+exclusive lock on ``.<name>.lock`` beside ``out_dir``, so a second build of the same directory is
+refused (``WideseekError`` saying another build is running) instead of racing the first.
+
+Reading (decompression, JSON, detokenising, passage splitting) runs in a forked child process while
+this process feeds Tantivy and SQLite, so a build keeps two cores busy.
 """
 
 from __future__ import annotations
@@ -196,7 +201,9 @@ def input_fingerprint(source: str, input_path: Path) -> list[dict]:
 def _rebuild_hint(corpus_dir: Path, manifest: dict | None = None) -> str:
     source = (manifest or {}).get("source") or "ottqa"
     input_path = (manifest or {}).get("input") or "<source file or directory>"
-    return f"wideseek corpus build --source {source} --input {input_path} --out {corpus_dir} --force"
+    return (
+        f"wideseek corpus build --source {source} --input {input_path} --out {corpus_dir} --force"
+    )
 
 
 def load_manifest(corpus_dir: Path) -> dict:
@@ -241,7 +248,9 @@ def load_manifest(corpus_dir: Path) -> dict:
     return manifest
 
 
-def _reusable(out_dir: Path, source: str, fingerprint: list[dict], passage_words: int) -> dict | None:
+def _reusable(
+    out_dir: Path, source: str, fingerprint: list[dict], passage_words: int
+) -> dict | None:
     """The existing manifest if ``out_dir`` holds a complete build of this very input, else None."""
     try:
         manifest = load_manifest(out_dir)
@@ -314,7 +323,7 @@ def _check_replaceable(out_dir: Path) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
-    """Flush every file and directory under ``root`` to disk before the manifest declares it done."""
+    """Flush all files and directories under ``root`` to disk before the manifest says done."""
     for dirpath, _, filenames in os.walk(root):
         for name in filenames:
             fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
@@ -359,7 +368,8 @@ def _swap_in(new_dir: Path, out_dir: Path) -> None:
 
 
 # A batch handed from the reading side to the writing side of a build:
-# (page rows (url, title, text) to store, passages (title, text, url) to index, tables, records read).
+# (page rows (url, title, text) to store, passages (title, text, url) to index, tables,
+#  number of records read).
 _Batch = tuple[list[tuple[str, str, str]], list[tuple[str, str, str]], list[Table], int]
 
 
@@ -377,7 +387,8 @@ def _batches(records: Iterable[Record], passage_words: int) -> Iterator[_Batch]:
         if kind is Page:
             pages.append((record.url, record.title, record.text))
             title, url = record.title, record.url
-            passages.extend((title, chunk, url) for chunk in split_passages(record.text, passage_words))
+            chunks = split_passages(record.text, passage_words)
+            passages.extend((title, chunk, url) for chunk in chunks)
         elif kind is Passage:
             passages.append((record.title, record.text, record.url))
         elif kind is StoredPage:
@@ -470,7 +481,7 @@ def _record_batches(source: str, input_path: Path, passage_words: int):
 def _build_into(
     directory: Path, batches: Iterable[_Batch], threads: int, bar: tqdm
 ) -> dict:
-    """Write pages.sqlite and index/ into the empty ``directory`` from ``batches``; returns counts."""
+    """Write pages.sqlite and index/ into the empty ``directory``; returns the counts."""
     paths = corpus_paths(directory)
     paths.index.mkdir()
     index = create_index(paths.index)

@@ -82,7 +82,7 @@ def _open(path: Path) -> IO[bytes]:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw bytes)`` of every line; a broken compressed stream is a CorpusFormatError."""
+    """``(line number, raw bytes)`` of each line; a broken compressed stream: CorpusFormatError."""
     lineno = 0
     with _open(path) as handle:
         iterator = iter(handle)
@@ -106,7 +106,7 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict]]:
             # json.loads decodes UTF-8 bytes itself (faster than decoding first).
             obj = json.loads(raw)
         except UnicodeDecodeError as exc:
-            raise _fail(path, lineno, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise _fail(path, lineno, _utf8_problem(exc)) from None
         except json.JSONDecodeError as exc:
             if not raw.strip():
                 continue
@@ -116,13 +116,21 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict]]:
         yield lineno, obj
 
 
+def _utf8_problem(exc: UnicodeDecodeError) -> str:
+    return f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"
+
+
+def _type_problem(name: str, kind: type, value) -> str:
+    return f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}"
+
+
 def _field(obj: dict, name: str, path: Path, lineno: int, kind: type = str):
     try:
         value = obj[name]
     except KeyError:
         raise _fail(path, lineno, f"missing field {name!r}") from None
     if not isinstance(value, kind):
-        raise _fail(path, lineno, f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}")
+        raise _fail(path, lineno, _type_problem(name, kind, value))
     return value
 
 
@@ -131,7 +139,7 @@ def _optional_str(obj: dict, name: str, path: Path, lineno: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise _fail(path, lineno, f"field {name!r} must be a str, got {type(value).__name__}")
+        raise _fail(path, lineno, _type_problem(name, str, value))
     return value
 
 
@@ -139,7 +147,9 @@ def _wiki_url(url: str, path: Path, lineno: int) -> str:
     try:
         return canonical_url(url)
     except NotWikipediaURL as exc:
-        raise _fail(path, lineno, f"{exc} (the corpus keys pages by English Wikipedia URL)") from None
+        raise _fail(
+            path, lineno, f"{exc} (the corpus keys pages by English Wikipedia URL)"
+        ) from None
 
 
 def _title_of(url: str) -> str:
@@ -164,7 +174,9 @@ def _require(path: Path) -> Path:
 def _files_in(directory: Path, stem_suffix: str) -> list[Path]:
     """Files of ``directory`` whose name (compression suffix removed) ends with ``stem_suffix``."""
     return sorted(
-        p for p in directory.iterdir() if p.is_file() and _strip_compression(p.name).endswith(stem_suffix)
+        p
+        for p in directory.iterdir()
+        if p.is_file() and _strip_compression(p.name).endswith(stem_suffix)
     )
 
 
@@ -317,7 +329,7 @@ def _decoded_lines(path: Path, counter: list[int]) -> Iterator[str]:
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _fail(path, lineno, f"not valid UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise _fail(path, lineno, _utf8_problem(exc)) from None
 
 
 def read_dpr(path: Path) -> Iterator[Record]:
@@ -416,9 +428,9 @@ def read_jsonl(path: Path) -> Iterator[Record]:
 
     - ``url`` is optional when ``title`` is given (the URL is then the title's Wikipedia URL);
       ``title`` is optional when ``url`` is given (the title is then read from the URL);
-    - ``url`` must be an English Wikipedia URL in any accepted form (``urls`` module): the page store
-      and the ``access`` tool key pages by canonical Wikipedia URL, so a page under another site's
-      URL could never be reached. Such a line is rejected with an error naming it;
+    - ``url`` must be an English Wikipedia URL in any accepted form (``urls`` module): the page
+      store and the ``access`` tool key pages by canonical Wikipedia URL, so a page under another
+      site's URL could never be reached. Such a line is rejected with an error naming it;
     - ``contents`` is accepted instead of ``text`` (Search-R1's ``wiki-18.jsonl``: ``{"id",
       "contents": "\\"Title\\"\\ntext"}``; the quoted first line is then the title);
     - several lines with one URL are fragments of one page, appended in order.
@@ -447,7 +459,7 @@ RLINF_PASSAGES = "wiki_corpus.jsonl"
 
 
 def rlinf_files(path: Path) -> tuple[Path | None, Path | None]:
-    """``(wiki_webpages file, wiki_corpus file)`` of an RLinf source; either may be None, not both."""
+    """``(wiki_webpages file, wiki_corpus file)`` of an RLinf source; one of them may be None."""
     path = _require(path)
     candidates = sorted(path.iterdir()) if path.is_dir() else [path]
     found: dict[str, Path] = {}
@@ -457,7 +469,8 @@ def rlinf_files(path: Path) -> tuple[Path | None, Path | None]:
             found.setdefault(name, candidate)
     if not found:
         raise CorpusFormatError(
-            f"{path}: expected {RLINF_PAGES} and/or {RLINF_PASSAGES} (RLinf/ASearcher Wiki-2018 layout)"
+            f"{path}: expected {RLINF_PAGES} and/or {RLINF_PASSAGES} "
+            "(the RLinf/ASearcher Wiki-2018 layout)"
         )
     return found.get(RLINF_PAGES), found.get(RLINF_PASSAGES)
 
@@ -465,10 +478,11 @@ def rlinf_files(path: Path) -> tuple[Path | None, Path | None]:
 def read_rlinf(path: Path) -> Iterator[Record]:
     """RLinf's WideSeek-R1 Wiki-2018 corpus (the ASearcher-Local-Knowledge layout).
 
-    ``path`` is the directory holding the files, or one of them. Formats, as RLinf's retrieval server
-    and tool client read them (``examples/wideseek_r1/search_engine/local_retrieval_server_qdrant.py``
-    and ``rlinf/agents/wideseek_r1/tools.py``: pages are looked up by ``page["url"]`` and shown as
-    ``page["contents"]``; search hits are shown as ``hit["contents"]`` with ``hit["url"]``):
+    ``path`` is the directory holding the files, or one of them. Formats, as RLinf's retrieval
+    server and tool client read them (RLinf ``examples/wideseek_r1/search_engine/
+    local_retrieval_server_qdrant.py`` and ``rlinf/agents/wideseek_r1/tools.py``: pages are looked
+    up by ``page["url"]`` and shown as ``page["contents"]``; search hits are shown as
+    ``hit["contents"]`` with ``hit["url"]``):
 
     - ``wiki_webpages.jsonl`` (pages for ``access``): ``{"url", "contents"}``, ``url`` like
       ``https://en.wikipedia.org/w/index.php?title=List%20of%20capitals%20of%20France``; an optional
@@ -516,7 +530,9 @@ READERS: dict[str, Callable[[Path], Iterator[Record]]] = {
 def source_files(source: str, path: Path) -> list[Path]:
     """The files that ``READERS[source]`` reads from ``path`` (for fingerprints); validates both."""
     if source not in READERS:
-        raise CorpusFormatError(f"unknown corpus source {source!r}; choose one of {sorted(READERS)}")
+        raise CorpusFormatError(
+            f"unknown corpus source {source!r}; choose one of {sorted(READERS)}"
+        )
     if source == "ottqa":
         tables, passages = ottqa_files(path)
         return tables + passages

@@ -6,9 +6,9 @@ import re
 
 # OTT-QA text is pre-tokenised: "born April 29 , 1947 ) is" -> "born April 29, 1947) is".
 #
-# Speed matters: the corpus build detokenises ~150 MB of text. Each regex below starts with a literal
-# space or is guarded by a cheap substring test, so ``re`` scans fast and most rules cost one pass;
-# this is ~2x faster than a chain of ``re.sub(r"\s+...")`` calls, with the same rules.
+# Speed matters: the corpus build detokenises ~150 MB of text. Each regex below starts with a
+# literal space or is guarded by a cheap substring test, so ``re`` scans fast and most rules cost
+# one pass; this is ~2x faster than a chain of ``re.sub(r"\s+...")`` calls, with the same rules.
 _SPACE_BEFORE = re.compile(r" (?=[,.;:!?%)\]}])")
 _SPACE_AFTER = re.compile(r"(?<=[(\[{$]) ")
 # No word-character test before the space: "( NBA ) 's" must become "(NBA)'s" too.
