@@ -71,6 +71,13 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from agents.trainer import train
+
+    train(Path(args.config), args.overrides)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from wideseek_env.demo import run_demo
 
@@ -124,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--compat", choices=["default", "widesearch"], default="default")
     score.add_argument("--judge", default="deterministic", choices=["deterministic", "exact"])
     score.set_defaults(handler=_score)
+
+    train = commands.add_parser("train", help="GRPO training of a policy on the env (needs the [train] extra)")
+    train.add_argument("--config", required=True, help="YAML file of agents.trainer.TrainConfig fields")
+    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override one config field (value parsed as YAML); repeatable")
+    train.set_defaults(handler=_train)
 
     demo = commands.add_parser("demo", help="the main job: build the default corpus, show it working")
     demo.set_defaults(handler=_demo)
