@@ -78,10 +78,26 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from agents.evaluate import run_cli
+
+    return run_cli(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from wideseek_env.demo import run_demo
 
     return run_demo()
+
+
+def _play(args: argparse.Namespace) -> int:
+    from wideseek_env.play import play
+
+    play(
+        Path(args.corpus), Path(args.tasks), task_id=args.task_id, role=args.role, others=args.others,
+        seed=args.seed,
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,11 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--judge", default="deterministic", choices=["deterministic", "exact"])
     score.set_defaults(handler=_score)
 
+    play = commands.add_parser("play", help="play an agent of an episode in the terminal")
+    play.add_argument("--corpus", required=True, help="a built corpus directory")
+    play.add_argument("--tasks", required=True, help="a task file (JSONL)")
+    play.add_argument("--task-id", default=None, help="the task to play (default: drawn with --seed)")
+    play.add_argument("--role", choices=["lead", "subagent", "single"], default="lead")
+    play.add_argument(
+        "--others", default="scripted",
+        help="who plays the other agents: scripted (default), human, or MODULE:CLASS of a policy",
+    )
+    play.add_argument("--seed", type=int, default=None)
+    play.set_defaults(handler=_play)
+
     train = commands.add_parser("train", help="GRPO training of a policy on the env (needs the [train] extra)")
     train.add_argument("--config", required=True, help="YAML file of agents.trainer.TrainConfig fields")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override one config field (value parsed as YAML); repeatable")
     train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="run a policy on a task set: per-episode JSONL, summary table (resumable)",
+        description="Run a policy on tasks (N samples each, P envs stepped together); write OUT/episodes.jsonl "
+        "(resumable), OUT/summary.json and print the summary table. See agents/evaluate.py.",
+    )
+    from agents.evaluate import add_arguments as _eval_arguments
+
+    _eval_arguments(evaluate)
+    evaluate.set_defaults(handler=_eval)
 
     demo = commands.add_parser("demo", help="the main job: build the default corpus, show it working")
     demo.set_defaults(handler=_demo)
