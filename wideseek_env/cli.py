@@ -87,7 +87,7 @@ def _eval(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from wideseek_env.demo import run_demo
 
-    return run_demo()
+    return run_demo(limit=args.limit, out=args.out)
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -176,7 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
     _eval_arguments(evaluate)
     evaluate.set_defaults(handler=_eval)
 
-    demo = commands.add_parser("demo", help="the main job: build the default corpus, show it working")
+    demo = commands.add_parser(
+        "demo", help="the main job: build the default corpus and tasks, evaluate the scripted baseline"
+    )
+    demo.add_argument("--limit", type=int, default=None, metavar="N",
+                      help="evaluate a fixed random sample of N test tasks (default: the whole test split)")
+    demo.add_argument("--out", default=None, help="eval directory (default: data/evals/demo-scripted-test)")
     demo.set_defaults(handler=_demo)
     return parser
 
