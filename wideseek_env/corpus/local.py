@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -114,6 +115,8 @@ class LocalRetriever:
         except ValueError:  # the index has no combined field: title and text, title down-weighted
             self._fields, self._boosts = list(SEARCH_FIELDS), {"title": TITLE_WEIGHT}
         self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._pool_busy = False  # a search_many call is using the pool
         self._closed = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -199,6 +202,10 @@ class LocalRetriever:
 
         A batch is split into one contiguous chunk per thread; a batch smaller than twice the
         thread count runs in the calling thread (the pool's hand-off costs more than it saves).
+        Only one call at a time uses the pool: a call made while another call's batch is on it
+        searches in its own thread instead of queueing behind that batch, so with many callers
+        (server connections, env workers) a small batch is never stuck behind a huge one, and the
+        callers' threads still search in parallel (Tantivy releases the GIL).
         """
         if self._closed:
             raise RuntimeError("LocalRetriever is closed")
@@ -213,17 +220,27 @@ class LocalRetriever:
         n = len(queries)
         if self.threads == 1 or n < 2 * self.threads:
             return self._search_chunk(queries, k)
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wideseek-search")
-        size = -(-n // self.threads)
-        futures = [
-            self._pool.submit(self._search_chunk, queries[i : i + size], k)
-            for i in range(0, n, size)
-        ]
-        results: list[list[Hit]] = []
-        for future in futures:
-            results.extend(future.result())
-        return results
+        with self._pool_lock:
+            use_pool = not self._pool_busy and not self._closed
+            if use_pool:
+                self._pool_busy = True
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="wideseek-search")
+        if not use_pool:  # another caller's batch holds the pool: search here rather than queue
+            return self._search_chunk(queries, k)
+        try:
+            size = -(-n // self.threads)
+            futures = [
+                self._pool.submit(self._search_chunk, queries[i : i + size], k)
+                for i in range(0, n, size)
+            ]
+            results: list[list[Hit]] = []
+            for future in futures:
+                results.extend(future.result())
+            return results
+        finally:
+            with self._pool_lock:
+                self._pool_busy = False
 
     # -- access ------------------------------------------------------------------------------
 

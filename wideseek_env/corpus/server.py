@@ -24,13 +24,18 @@ a body over ``max_body_bytes`` 413 (the body is not read; the connection is clos
 based on request content: it only searches the index and looks pages up by key.
 
 Each connection is a thread (``ThreadingHTTPServer``) with keep-alive. Every socket read has a
-timeout (``timeout`` seconds), and a request body must arrive within ``timeout`` seconds in total,
-so clients that stall or trickle are cut off without holding up the others. There is no
+timeout (``timeout`` seconds), and a whole request (request line, headers and body, counted from
+when the server starts waiting for it) must arrive within ``timeout`` seconds in total, so clients
+that stall or trickle (even one header byte at a time) are cut off without holding up the others.
+Requests the HTTP layer itself rejects (a garbled request line, too many or too long headers, an
+unsupported method) also get a JSON ``{"error"}`` body. JSON nested too deeply or holding numbers
+too long to convert is a 400 like any other malformed body. There is no
 authentication: bind to 127.0.0.1 (the default) unless the network is trusted.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import socket
@@ -137,14 +142,66 @@ class RetrievalServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The socket's read side, refusing to read past the handler's current request deadline.
+
+    Each ``recv`` waits at most until the deadline (and at most the per-read timeout), so a client
+    that trickles bytes slower than the request deadline is cut off (``TimeoutError``), which a
+    plain per-read socket timeout cannot do.
+    """
+
+    def __init__(self, sock: socket.socket, handler: "_Handler") -> None:
+        super().__init__()
+        self._sock = sock
+        self._handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        remaining = self._handler.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("request not received in time")
+        self._sock.settimeout(min(remaining, self._handler.server.timeout_s))
+        return self._sock.recv_into(buffer)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Answer even a garbled request line with a status line and headers (the library's default,
+    # HTTP/0.9, would send a bare body that HTTP/1.x clients cannot read).
+    default_request_version = "HTTP/1.1"
     server_version = "wideseek-retrieval/1"
     server: RetrievalServer
 
     def setup(self) -> None:
         self.timeout = self.server.timeout_s  # per-read socket timeout (StreamRequestHandler)
+        self.deadline = time.monotonic() + self.server.timeout_s
         super().setup()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        # One deadline per request: waiting for it, its request line, headers and body.
+        self.deadline = time.monotonic() + self.server.timeout_s
+        super().handle_one_request()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Errors raised by the HTTP layer itself (bad request line, headers), as JSON."""
+        try:
+            short, _long = self.responses[code]
+        except KeyError:
+            short = "error"
+        self.log_error("code %d, message %s", code, message or short)
+        body = json.dumps({"error": message or short}).encode("utf-8")
+        self.connection.settimeout(self.server.timeout_s)  # reads may have left less
+        self.send_response(code, short)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self._write_body(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.verbose:
@@ -154,6 +211,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_json(self, status: int, payload: Any, *, close: bool = False) -> None:
         body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        self.connection.settimeout(self.server.timeout_s)  # reads may have left less
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
@@ -161,7 +219,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
-        self.wfile.write(body)
+        self._write_body(body)
+
+    def _write_body(self, body: bytes) -> None:
+        """Write in 1 MiB pieces, each within ``timeout`` seconds: a client that stops reading is
+        cut off, a slow one that keeps reading gets a large answer whole."""
+        view = memoryview(body)
+        for start in range(0, len(view), 1 << 20):
+            self.wfile.write(view[start : start + (1 << 20)])
 
     def _error(self, status: int, message: str, *, close: bool = False) -> None:
         self._send_json(status, {"error": message}, close=close)
@@ -197,7 +262,9 @@ class _Handler(BaseHTTPRequestHandler):
             remaining -= len(chunk)
         try:
             return json.loads(b"".join(chunks))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # ValueError: invalid JSON or UTF-8, or an integer too long to convert;
+            # RecursionError: arrays/objects nested too deeply.
             raise RequestError(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {exc}") from None
 
     def _drain(self, length: int) -> None:
