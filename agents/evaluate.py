@@ -803,7 +803,7 @@ def evaluate(
             "episodes_run_now": len(jobs),
             "episodes_reused": skipped,
             "wall_seconds_now": round(elapsed, 3),
-            "parallel": spec.parallel,
+            "parallel": min(spec.parallel, len(jobs)) if jobs else spec.parallel,
             "ray": ray_address,
         }
         _write_json(out_dir / "summary.json", summary)
