@@ -5,12 +5,16 @@ Layout of ``pages.sqlite``::
     pages(url TEXT PRIMARY KEY, title TEXT NOT NULL, text TEXT NOT NULL)
     tables(uid TEXT PRIMARY KEY, url TEXT NOT NULL, data TEXT NOT NULL)   -- data: Table as JSON
 
-SQLite is in the standard library, safe for concurrent readers, and needs no server; each thread
-gets its own read-only connection (``sqlite3`` connections are not shareable across threads).
+SQLite is in the standard library, safe for concurrent readers, and needs no server. Readers
+borrow read-only connections from a small pool for the length of one query (a connection is
+used by one thread at a time): a server that runs each HTTP connection in a new thread thus
+reuses a few SQLite connections instead of opening one per thread, which would hold a file
+descriptor until the garbage collector found it (hundreds under load).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -79,56 +83,78 @@ class PageWriter:
 class PageStore:
     """Read-only access to ``pages.sqlite``; safe to share between threads."""
 
+    MAX_IDLE = 16  # idle connections kept for reuse; more concurrent readers open (and close) extra
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise CorpusNotBuiltError(
                 f"page store {self.path} is missing; build the corpus with 'wideseek corpus build'"
             )
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._closed = False
         try:
-            self._conn().execute("SELECT url, title, text FROM pages LIMIT 1").fetchall()
-            self._conn().execute("SELECT uid, url, data FROM tables LIMIT 1").fetchall()
+            with self._connection() as conn:
+                conn.execute("SELECT url, title, text FROM pages LIMIT 1").fetchall()
+                conn.execute("SELECT uid, url, data FROM tables LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
+            self.close()
             raise CorpusNotBuiltError(
                 f"page store {self.path} is corrupt ({exc}); rebuild it with "
                 "'wideseek corpus build --force ...'"
             ) from exc
 
-    def _conn(self) -> sqlite3.Connection:
-        conn = getattr(self._local, "conn", None)
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection for this thread's exclusive use until the block ends."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
-            self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        finally:
+            with self._lock:
+                keep = not self._closed and len(self._idle) < self.MAX_IDLE
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
+
+    def _one(self, sql: str, params: tuple = ()):
+        with self._connection() as conn:
+            return conn.execute(sql, params).fetchone()
 
     def get(self, url: str) -> Page | None:
         """The page stored under canonical ``url``, or None."""
-        row = self._conn().execute(
-            "SELECT url, title, text FROM pages WHERE url = ?", (url,)
-        ).fetchone()
+        row = self._one("SELECT url, title, text FROM pages WHERE url = ?", (url,))
         return Page(*row) if row else None
 
     def get_many(self, urls: Sequence[str]) -> list[Page | None]:
         return [self.get(url) for url in urls]
 
     def __len__(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM pages").fetchone()[0]
+        return self._one("SELECT COUNT(*) FROM pages")[0]
 
     def iter_pages(self) -> Iterator[Page]:
-        for row in self._conn().execute("SELECT url, title, text FROM pages ORDER BY url"):
-            yield Page(*row)
+        with self._connection() as conn:  # held until the iteration ends or the generator closes
+            for row in conn.execute("SELECT url, title, text FROM pages ORDER BY url"):
+                yield Page(*row)
 
     def iter_tables(self) -> Iterator[Table]:
         """Every stored table, in uid order (deterministic)."""
-        for (data,) in self._conn().execute("SELECT data FROM tables ORDER BY uid"):
-            yield table_from_json(data)
+        with self._connection() as conn:
+            for (data,) in conn.execute("SELECT data FROM tables ORDER BY uid"):
+                yield table_from_json(data)
 
     def count_tables(self) -> int:
-        return self._conn().execute("SELECT COUNT(*) FROM tables").fetchone()[0]
+        return self._one("SELECT COUNT(*) FROM tables")[0]
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        """Close the idle connections; connections in use close when their query ends."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
-            self._local.conn = None
