@@ -506,3 +506,27 @@ def test_retriever_failures_never_leak_into_files(server, corpus_dir):
     request(server.port, "POST", "/retrieve", {"queries": HOSTILE_URLS[:-3]})
     after = {p: p.stat().st_mtime_ns for p in corpus_dir.rglob("*") if p.is_file()}
     assert after == before
+
+
+def _open_store_files(corpus_dir: Path) -> int:
+    target = str((corpus_dir / "pages.sqlite").resolve())
+    count = 0
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            count += str(fd.readlink()) == target
+        except OSError:
+            pass
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc")
+def test_open_files_do_not_grow_with_the_number_of_connections(server, corpus_dir):
+    """Each connection is a thread; page lookups reuse pooled SQLite connections, not one per thread."""
+    def client(_):
+        for _ in range(40):
+            status, _payload = request(server.port, "POST", "/access", {"urls": ["/wiki/Page_3"]})
+            assert status == 200
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))  # 320 connections, 320 server threads
+    assert _open_store_files(corpus_dir) <= 16 + 2
