@@ -206,6 +206,23 @@ def test_missing_content_length_and_oversized_body(server):
     assert healthy(server)
 
 
+def test_unread_body_closes_the_connection(server):
+    body = b'{"queries": ["x"]}'
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        reply = read_until_closed(sock)
+    assert reply.startswith(b"HTTP/1.1 404") and b"Connection: close" in reply
+    # A validation error after the body was read keeps the connection usable.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    conn.request("POST", "/retrieve", body=json.dumps({"queries": ["x"], "topk": 0}))
+    first = conn.getresponse()
+    first.read()
+    conn.request("POST", "/retrieve", body=json.dumps({"queries": ["Ryun"], "topk": 1}))
+    second = conn.getresponse()
+    assert (first.status, second.status) == (400, 200) and json.loads(second.read())["result"][0]
+    conn.close()
+
+
 def test_slow_and_dropped_clients_are_cut_off(server):
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     slow.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n")  # headers never finish

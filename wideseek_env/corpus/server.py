@@ -311,17 +311,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
+        body_read = False
         try:
             if path not in ("/retrieve", "/access"):
                 raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve or /access")
             body = self._read_json()
+            body_read = True
             if path == "/retrieve":
                 payload = self._retrieve(body)
             else:
                 payload = self._access(body)
         except RequestError as exc:
-            close = exc.status in (HTTPStatus.REQUEST_ENTITY_TOO_LARGE, HTTPStatus.LENGTH_REQUIRED)
-            self._error(exc.status, exc.message, close=close)
+            # A body left unread would be parsed as the next request: close such connections.
+            self._error(exc.status, exc.message, close=not body_read)
             return
         except (TimeoutError, ConnectionError, socket.timeout):
             self.close_connection = True
