@@ -80,6 +80,12 @@ class PageWriter:
         return pages, tables
 
 
+def _rebuild_command(corpus_dir: Path) -> str:
+    from wideseek_env.corpus.index import rebuild_command  # index imports nothing of ours: no cycle
+
+    return rebuild_command(corpus_dir)
+
+
 class PageStore:
     """Read-only access to ``pages.sqlite``; safe to share between threads."""
 
@@ -89,7 +95,8 @@ class PageStore:
         self.path = Path(path)
         if not self.path.is_file():
             raise CorpusNotBuiltError(
-                f"page store {self.path} is missing; build the corpus with 'wideseek corpus build'"
+                f"page store {self.path} is missing; build the corpus with "
+                f"'{_rebuild_command(self.path.parent)}'"
             )
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
@@ -100,10 +107,7 @@ class PageStore:
                 conn.execute("SELECT uid, url, data FROM tables LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             self.close()
-            raise CorpusNotBuiltError(
-                f"page store {self.path} is corrupt ({exc}); rebuild it with "
-                "'wideseek corpus build --force ...'"
-            ) from exc
+            raise self._corrupt(exc) from None
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
@@ -122,9 +126,18 @@ class PageStore:
             if not keep:
                 conn.close()
 
+    def _corrupt(self, exc: sqlite3.DatabaseError) -> CorpusNotBuiltError:
+        return CorpusNotBuiltError(
+            f"page store {self.path} is corrupt ({exc}); rebuild the corpus with "
+            f"'{_rebuild_command(self.path.parent)}'"
+        )
+
     def _one(self, sql: str, params: tuple = ()):
-        with self._connection() as conn:
-            return conn.execute(sql, params).fetchone()
+        try:
+            with self._connection() as conn:
+                return conn.execute(sql, params).fetchone()
+        except sqlite3.DatabaseError as exc:  # damage in a page not read when the store was opened
+            raise self._corrupt(exc) from None
 
     def get(self, url: str) -> Page | None:
         """The page stored under canonical ``url``, or None."""
@@ -137,16 +150,26 @@ class PageStore:
     def __len__(self) -> int:
         return self._one("SELECT COUNT(*) FROM pages")[0]
 
-    def iter_pages(self) -> Iterator[Page]:
+    def _rows(self, sql: str) -> Iterator[tuple]:
         with self._connection() as conn:  # held until the iteration ends or the generator closes
-            for row in conn.execute("SELECT url, title, text FROM pages ORDER BY url"):
-                yield Page(*row)
+            cursor = conn.execute(sql)
+            while True:
+                try:
+                    row = cursor.fetchone()
+                except sqlite3.DatabaseError as exc:
+                    raise self._corrupt(exc) from None
+                if row is None:
+                    return
+                yield row
+
+    def iter_pages(self) -> Iterator[Page]:
+        for row in self._rows("SELECT url, title, text FROM pages ORDER BY url"):
+            yield Page(*row)
 
     def iter_tables(self) -> Iterator[Table]:
         """Every stored table, in uid order (deterministic)."""
-        with self._connection() as conn:
-            for (data,) in conn.execute("SELECT data FROM tables ORDER BY uid"):
-                yield table_from_json(data)
+        for (data,) in self._rows("SELECT data FROM tables ORDER BY uid"):
+            yield table_from_json(data)
 
     def count_tables(self) -> int:
         return self._one("SELECT COUNT(*) FROM tables")[0]
