@@ -7,8 +7,8 @@ answers ``{"result": [[hit, ...], ...]}``, one list per query, each hit
 ``{"contents": "\\"Title\\"\\ntext", "title": str, "url": str, "text": str}``. ``contents`` has the
 title quoted on its first line, as in the DPR/Search-R1 ``wiki-18.jsonl`` corpus: RLinf's client
 reads ``contents`` and ``url``. With ``return_scores: true`` each hit also carries ``"score"`` and
-``"document"`` (the same four fields again), because Search-R1-style clients, which always ask for
-scores, read ``hit["document"]["contents"]``.
+``"document": {"contents", "title", "url"}``, because Search-R1-style clients, which always ask
+for scores, read ``hit["document"]["contents"]``.
 
 ``POST /access`` with ``{"urls": [str, ...]}`` answers ``{"result": [page or null, ...]}`` with
 page ``{"url": canonical URL, "title": str, "contents": page text}`` (RLinf reads ``contents``).
@@ -68,7 +68,10 @@ def hit_to_json(hit: Hit, *, with_score: bool) -> dict[str, Any]:
     }
     if not with_score:
         return doc
-    return {**doc, "score": float(hit.score), "document": dict(doc)}
+    # Search-R1 clients read hit["document"]["contents"]; "text" is left out of that copy (it is in
+    # "contents" already) to keep responses small.
+    document = {"contents": doc["contents"], "title": hit.title, "url": hit.url}
+    return {**doc, "score": float(hit.score), "document": document}
 
 
 def page_to_json(page: Page | None) -> dict[str, Any] | None:
