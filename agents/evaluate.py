@@ -648,19 +648,22 @@ def _jobs(selected: Sequence[Any], samples: int, seed: int, done: Mapping[tuple[
 
 
 def _run_local(spec: EvalSpec, tasks: Sequence[Any], jobs: Sequence[Any], model_path: str | None,
-               emit: Callable[[dict[str, Any]], None]) -> None:
+               emit: Callable[[dict[str, Any]], None], policy: Any = None) -> None:
     from agents.rollout import iter_episodes
 
     kinds = {t.id: getattr(t, "kind", "table") for t in tasks}
     factory = EnvFactory(spec, tasks)
-    policy = build_policy(spec, tasks, model_path)
+    own_policy = policy is None
+    if own_policy:
+        policy = build_policy(spec, tasks, model_path)
     envs = [factory() for _ in range(min(spec.parallel, len(jobs)))]
     try:
         for result in iter_episodes(envs, policy, jobs, max_parallel=spec.parallel, refill=True):
             emit(episode_record(result, kinds.get(result.job.task_id, "table")))
     finally:
-        with contextlib.suppress(Exception):
-            policy.close()
+        if own_policy:
+            with contextlib.suppress(Exception):
+                policy.close()
         for env in envs:
             with contextlib.suppress(Exception):
                 env.close()
@@ -678,9 +681,16 @@ def evaluate(
     ray_worker_gpus: float = 0.0,
     ray_init_kwargs: Mapping[str, Any] | None = None,
     print_table: bool = True,
+    policy: Any = None,
 ) -> dict[str, Any]:
-    """Run (or resume) the evaluation of ``spec`` into ``out``; return the summary (also ``summary.json``)."""
+    """Run (or resume) the evaluation of ``spec`` into ``out``; return the summary (also ``summary.json``).
+
+    ``policy``: an already-built policy to use instead of building the one ``spec`` names (programmatic use,
+    e.g. one vLLM engine for several runs; it is not closed). It must be the policy ``spec`` describes:
+    the run's identity is computed from ``spec``. Not with ``ray_address``."""
     spec.validate()
+    if policy is not None and ray_address is not None:
+        raise EvalError("a pre-built policy cannot be sent to Ray workers; leave policy=None with ray_address")
     tasks_file = spec.tasks_path()
     from wideseek_env.tasks import load_tasks
 
@@ -766,7 +776,7 @@ def evaluate(
                              address=ray_address, workers=ray_workers, worker_gpus=ray_worker_gpus,
                              init_kwargs=ray_init_kwargs)
                 else:
-                    _run_local(spec, selected, jobs, model_path, emit)
+                    _run_local(spec, selected, jobs, model_path, emit, policy)
         except KeyboardInterrupt:
             if bar is not None:
                 bar.close()
