@@ -277,12 +277,15 @@ def _versions() -> dict:
 
 
 @contextlib.contextmanager
-def _build_lock(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``.<name>.lock`` beside ``out_dir`` (one build at a time)."""
+def _build_lock(out_dir: Path) -> Iterator[int | None]:
+    """Hold an exclusive lock on ``.<name>.lock`` beside ``out_dir`` (one build at a time).
+
+    Yields the lock's file descriptor (None without ``fcntl``), which forked children must close.
+    """
     try:
         import fcntl
     except ImportError:  # not POSIX: no locking, builds of one directory must not overlap
-        yield
+        yield None
         return
     lock_path = out_dir.parent / f".{out_dir.name}.lock"
     fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
@@ -293,7 +296,7 @@ def _build_lock(out_dir: Path) -> Iterator[None]:
             raise WideseekError(
                 f"another 'wideseek corpus build' is writing {out_dir}; wait for it to finish"
             ) from None
-        yield
+        yield fd
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
@@ -403,9 +406,19 @@ def _batches(records: Iterable[Record], passage_words: int) -> Iterator[_Batch]:
     yield pages, passages, tables, count
 
 
-def _produce(reader: Reader, input_path: Path, passage_words: int, conn) -> None:
-    """Body of the reader process: send every batch, then None; or send the exception raised."""
+def _produce(reader: Reader, input_path: Path, passage_words: int, conn, parent_end, lock_fd) -> None:
+    """Body of the reader process: send every batch, then None; or send the exception raised.
+
+    The forked child first closes what it inherited but must not hold: the pipe's receiving end
+    (else, with the parent killed, the pipe would still have a reader and a full pipe would block
+    this process forever instead of failing with EPIPE) and the build lock's descriptor (else an
+    orphaned child would keep the lock and refuse every later build).
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops us
+    parent_end.close()
+    if lock_fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(lock_fd)
     try:
         for batch in _batches(reader(input_path), passage_words):
             conn.send(batch)
@@ -439,11 +452,13 @@ class _ReaderProcess:
     before Tantivy starts its threads; ``close()`` stops it (always call it: use ``closing``).
     """
 
-    def __init__(self, reader: Reader, input_path: Path, passage_words: int) -> None:
+    def __init__(self, reader: Reader, input_path: Path, passage_words: int, lock_fd: int | None = None) -> None:
         context = multiprocessing.get_context("fork")
         self._receiver, sender = context.Pipe(duplex=False)
         self._process = context.Process(
-            target=_produce, args=(reader, input_path, passage_words, sender), daemon=True
+            target=_produce,
+            args=(reader, input_path, passage_words, sender, self._receiver, lock_fd),
+            daemon=True,
         )
         self._process.start()
         sender.close()
@@ -470,11 +485,11 @@ class _ReaderProcess:
         self._process.join()
 
 
-def _record_batches(source: str, input_path: Path, passage_words: int):
+def _record_batches(source: str, input_path: Path, passage_words: int, lock_fd: int | None = None):
     """An iterable of ``_Batch`` with a ``close()`` method, read in a child process if possible."""
     reader = READERS[source]
     if "fork" in multiprocessing.get_all_start_methods():
-        return _ReaderProcess(reader, input_path, passage_words)
+        return _ReaderProcess(reader, input_path, passage_words, lock_fd)
     return _batches(reader(input_path), passage_words)  # no fork (Windows): read in this process
 
 
@@ -547,14 +562,14 @@ def build_corpus(
             return {**existing, "reused": True, "corpus_dir": str(out_dir)}
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _build_lock(out_dir):
+    with _build_lock(out_dir) as lock_fd:
         _remove_leftovers(out_dir)
         building = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}"
         building.mkdir()
         started = time.perf_counter()
         try:
             with contextlib.closing(
-                _record_batches(source, input_path, passage_words)
+                _record_batches(source, input_path, passage_words, lock_fd)
             ) as batches, tqdm(
                 desc=f"corpus {source}",
                 unit=" records",
