@@ -136,8 +136,9 @@ class TrainingSample:
     ``input_ids`` = ``Trajectory.full_ids`` (every turn's prompt delta, response and template suffix);
     ``loss_mask`` is 1 on the response tokens trained (per ``Turn.mask`` and the turn selection);
     ``old_logprobs`` are the sampling engine's logprobs aligned with ``input_ids`` (0.0 where nothing was
-    generated or nothing was recorded; ``has_engine_logprobs`` says which). ``advantage`` is ``A_i`` and
-    ``weight`` the per-token weight ``w`` of each trained token of this sample.
+    generated or nothing was recorded; ``has_engine_logprobs`` says which); a trainer may replace them
+    with recomputed ones. ``advantage`` is ``A_i`` and ``weight`` the per-token weight ``w`` of each
+    trained token of this sample.
     """
 
     rollout_index: int
@@ -149,6 +150,7 @@ class TrainingSample:
     has_engine_logprobs: bool = True
     advantage: float = 0.0
     weight: float = 0.0
+    ref_logprobs: list[float] | None = None  # a reference model's logprobs (set by a trainer using a KL)
 
     @property
     def num_tokens(self) -> int:
@@ -483,7 +485,8 @@ def collate(
     device: torch.device | str | None = None,
 ) -> dict[str, torch.Tensor]:
     """Right-pad samples into tensors ``[S, T]``: ``input_ids``, ``attention_mask``, ``loss_mask``,
-    ``old_logprobs``, ``advantages`` (A_i on every token) and ``weights`` (w on trained tokens, else 0)."""
+    ``old_logprobs``, ``advantages`` (A_i on every token) and ``weights`` (w on trained tokens, else 0);
+    also ``ref_logprobs`` when every sample has them."""
     n = len(samples)
     width = max((len(s) for s in samples), default=0)
     input_ids = torch.full((n, width), pad_id, dtype=torch.long)
@@ -500,6 +503,11 @@ def collate(
     weights = torch.tensor([s.weight for s in samples], dtype=dtype)[:, None] * loss_mask
     out = dict(input_ids=input_ids, attention_mask=attention, loss_mask=loss_mask, old_logprobs=old,
                advantages=adv, weights=weights)
+    if samples and all(s.ref_logprobs is not None for s in samples):
+        ref = torch.zeros((n, width), dtype=dtype)
+        for row, s in enumerate(samples):
+            ref[row, :len(s)] = torch.tensor(s.ref_logprobs, dtype=dtype)
+        out["ref_logprobs"] = ref
     if device is not None:
         out = {k: v.to(device) for k, v in out.items()}
     return out
@@ -508,8 +516,10 @@ def collate(
 def _accepts_logits_to_keep(model: Any) -> bool:
     cache = getattr(model, "_wideseek_logits_to_keep", None)
     if cache is None:
+        # a peft model forwards extra keyword arguments to the model it wraps
+        target = model.get_base_model() if hasattr(model, "get_base_model") else model
         try:
-            cache = "logits_to_keep" in inspect.signature(model.forward).parameters
+            cache = "logits_to_keep" in inspect.signature(target.forward).parameters
         except (TypeError, ValueError):
             cache = False
         try:

