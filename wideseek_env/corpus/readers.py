@@ -13,8 +13,10 @@ memory. It yields records of four kinds, which the builder (``corpus.build``) ro
 URLs are canonical (``urls.canonical_url``) and text is detokenised (``text.detokenize``).
 
 Errors: a missing file, undecodable bytes, invalid JSON, a missing or malformed field or a truncated
-compressed stream raise ``CorpusFormatError`` with one message, ``"<file>, line <n>: <what>"``.
-Rows with empty text are skipped. Files may be plain or compressed (``.xz``, ``.gz``, ``.bz2``).
+or damaged compressed stream raise ``CorpusFormatError`` with one message, ``"<file>, line <n>:
+<what>"``. Rows with empty text are skipped. Files may be plain or compressed (``.xz``, ``.gz``,
+``.bz2``). A lone UTF-16 surrogate in a JSON string (``"\\ud800"``, which JSON allows but is not
+text: SQLite and Tantivy refuse it) becomes U+FFFD, the replacement character.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import csv
 import gzip
 import json
 import lzma
+import re
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator, Union
@@ -60,8 +64,9 @@ _OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {
     ".gz": lambda p: gzip.open(p, "rb"),
     ".bz2": lambda p: bz2.open(p, "rb"),
 }
-# What a truncated or corrupt compressed stream raises while it is read.
-_STREAM_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile)
+# What a truncated or corrupt compressed stream raises while it is read (zlib.error: damaged gzip data).
+_STREAM_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile, zlib.error)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,6 +118,10 @@ def _json_objects(path: Path) -> Iterator[tuple[int, dict]]:
             raise _fail(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(obj, dict):
             raise _fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
+        # A surrogate can only come from a \\uXXXX escape, or from the bytes ED A0..BF that json
+        # decodes with "surrogatepass": look closer only at lines holding either.
+        if b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw:
+            obj = _without_surrogates(obj)
         yield lineno, obj
 
 
@@ -122,6 +131,17 @@ def _utf8_problem(exc: UnicodeDecodeError) -> str:
 
 def _type_problem(name: str, kind: type, value) -> str:
     return f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}"
+
+
+def _without_surrogates(value):
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
 
 
 def _field(obj: dict, name: str, path: Path, lineno: int, kind: type = str):
