@@ -28,6 +28,7 @@ import difflib
 import io
 import json
 import random
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -60,12 +61,40 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate (a JSON ``"\\ud800"`` escape: not text, and unwritable as
+    UTF-8) replaced by U+FFFD, in every string, keys included."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    return value
+
+
+def _loads(text: str) -> Any:
+    """json.loads; numbers too long to convert and nesting too deep are invalid JSON too."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except ValueError as exc:
+        if isinstance(exc, json.JSONDecodeError):
+            raise
+        raise json.JSONDecodeError(str(exc), text, 0) from None
+    return _without_surrogates(value) if ("\\ud" in text or "\\uD" in text) else value
+
+
 def _records(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, decoded JSON value) of each non-blank line, or of each item of a JSON list."""
     text = _read_text(path)
     if path.suffix == ".json":
         try:
-            data = json.loads(text)
+            data = _loads(text)
         except json.JSONDecodeError as exc:
             raise TaskFormatError(f"{path}:{exc.lineno}: invalid JSON: {exc.msg}") from None
         items = data if isinstance(data, list) else [data]
@@ -75,7 +104,7 @@ def _records(path: Path) -> Iterator[tuple[int, Any]]:
         if not line.strip():
             continue
         try:
-            yield line_no, json.loads(line)
+            yield line_no, _loads(line)
         except json.JSONDecodeError as exc:
             raise TaskFormatError(
                 f"{path}:{line_no}: invalid JSON: {exc.msg} (column {exc.colno})"
@@ -177,7 +206,7 @@ def _evaluation(record: dict) -> dict | None:
         return None
     if isinstance(evaluation, str):
         try:
-            evaluation = json.loads(evaluation)
+            evaluation = _loads(evaluation)
         except json.JSONDecodeError as exc:
             raise TaskFormatError(f"'evaluation' is not valid JSON: {exc.msg}") from None
     if not isinstance(evaluation, dict):
@@ -273,9 +302,30 @@ def _language(record: dict, task_id: str) -> str:
     return "zh" if "_zh_" in task_id or task_id.startswith("zh") else "en"
 
 
+def _gold_file_stem(task_id: Any) -> str:
+    """``instance_id`` as the stem of its gold CSV's name: a plain file name, nothing else.
+
+    The id comes from the task file and names a file to read: a separator, ``..``, a NUL or an
+    overlong id would point elsewhere (``gold/../../x.csv``) or fail in the OS; refuse those."""
+    if not isinstance(task_id, (str, int)) or isinstance(task_id, bool):
+        raise TaskFormatError(f"'instance_id' must be a string, got {type(task_id).__name__}")
+    task_id = str(task_id)
+    if (
+        not task_id.strip()
+        or len(task_id.encode("utf-8", "surrogatepass")) > 200
+        or any(c in task_id for c in "/\\\x00")
+        or task_id in (".", "..")
+        or not task_id.isprintable()
+    ):
+        raise TaskFormatError(
+            f"'instance_id' {task_id[:80]!r} cannot name a gold file (use letters, digits, '_', '-', '.')"
+        )
+    return task_id
+
+
 def _from_widesearch(record: dict, path: Path) -> Task:
     _require(record, "instance_id", "query", "evaluation")
-    task_id = str(record["instance_id"])
+    task_id = _gold_file_stem(record["instance_id"])
     evaluation = _evaluation(record)
     if evaluation is None:
         raise TaskFormatError("'evaluation' is empty")
