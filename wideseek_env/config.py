@@ -28,6 +28,8 @@ deep trees; when the pool runs out, ``call_subagent`` answers with an error and 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,13 +134,42 @@ class EnvConfig:
             raise ConfigError(
                 f"EnvConfig.max_observation_chars must be >= 1024, got {self.max_observation_chars}"
             )
+        for name in ("first_tool_call_only", "turn_hint", "reward_shaping"):
+            value = getattr(self, name)
+            if not isinstance(value, bool):  # "no" or 0 from a config file would silently mean True/False
+                raise ConfigError(f"EnvConfig.{name} must be true or false, got {value!r}")
+        for name in ("format_bonus", "access_bonus", "length_penalty"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"EnvConfig.{name} must be a finite number, got {getattr(self, name)!r}")
+
+    # ------------------------------------------------------------------ construction from data
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def _check_keys(cls, data: Any) -> dict:
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"an env config must be a mapping of fields, got {type(data).__name__}")
+        unknown = sorted(str(k) for k in data if k not in cls.field_names())
+        if unknown:
+            raise ConfigError(
+                f"unknown EnvConfig field(s) {unknown}; known fields: {', '.join(cls.field_names())}"
+            )
+        return dict(data)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "EnvConfig":
+        """An EnvConfig from a mapping (a config file): unknown fields and bad values are ConfigError."""
+        return cls(**cls._check_keys(data))
 
     # ------------------------------------------------------------------ presets
 
     @classmethod
     def paper(cls, **overrides: Any) -> "EnvConfig":
         """Paper limits; an invalid call is the agent's final answer (no retry)."""
-        return cls(**{"invalid_call": "final", **overrides})
+        return cls(**{"invalid_call": "final", **cls._check_keys(overrides)})
 
     @classmethod
     def rlinf(cls, **overrides: Any) -> "EnvConfig":
@@ -149,16 +180,16 @@ class EnvConfig:
             max_tool_calls_per_message=1,
             reward_shaping=True,
         )
-        return cls(**{**base, **overrides})
+        return cls(**{**base, **cls._check_keys(overrides)})
 
     @classmethod
     def single_agent(cls, **overrides: Any) -> "EnvConfig":
         """SingleSeek: one agent with search + access, 50 turns."""
-        return cls(**{"mode": "single", **overrides})
+        return cls(**{"mode": "single", **cls._check_keys(overrides)})
 
     def replace(self, **changes: Any) -> "EnvConfig":
         """A copy with some fields changed (validated again)."""
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **self._check_keys(changes))
 
     # ------------------------------------------------------------------ derived values
 
