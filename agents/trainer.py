@@ -176,15 +176,24 @@ class TrainConfig:
             )
         data = dict(data)
         if "betas" in data and data["betas"] is not None:
-            data["betas"] = tuple(float(b) for b in data["betas"])
+            try:
+                betas = tuple(float(b) for b in data["betas"])
+            except (TypeError, ValueError):
+                betas = ()
+            if len(betas) != 2 or not all(math.isfinite(b) for b in betas):
+                raise TrainConfigError(f"TrainConfig.betas must be two numbers, got {data['betas']!r}")
+            data["betas"] = betas
         # YAML 1.1 reads "1e-6" (no dot) as a string: numbers are coerced for float fields
         for f in dataclasses.fields(cls):
             v = data.get(f.name)
             if str(f.type).startswith("float") and isinstance(v, (str, int)) and not isinstance(v, bool):
                 try:
                     data[f.name] = float(v)
-                except ValueError:
+                except (ValueError, OverflowError):
                     raise TrainConfigError(f"TrainConfig.{f.name} must be a number, got {v!r}") from None
+            if str(f.type).startswith("float") and isinstance(data.get(f.name), float) \
+                    and not math.isfinite(data[f.name]):
+                raise TrainConfigError(f"TrainConfig.{f.name} must be a finite number, got {v!r}")
         try:
             return cls(**data)
         except TypeError as exc:
@@ -199,6 +208,8 @@ class TrainConfig:
             text = p.read_text(encoding="utf-8")
         except OSError as exc:
             raise TrainConfigError(f"{p}: cannot read the training config: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise TrainConfigError(f"{p}: the training config is not UTF-8 text ({exc.reason})") from None
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
@@ -209,7 +220,10 @@ class TrainConfig:
             key, sep, value = item.partition("=")
             if not sep:
                 raise TrainConfigError(f"override {item!r} must look like key=value")
-            data[key.strip()] = yaml.safe_load(value)
+            try:
+                data[key.strip()] = yaml.safe_load(value)
+            except yaml.YAMLError as exc:
+                raise TrainConfigError(f"override {item!r}: invalid YAML value: {exc}") from None
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
@@ -555,8 +569,10 @@ class Trainer:
     def _env_config(self):
         from wideseek_env.config import EnvConfig
 
-        preset = {"default": EnvConfig, "paper": EnvConfig.paper, "rlinf": EnvConfig.rlinf,
+        preset = {"default": EnvConfig.from_dict, "paper": EnvConfig.paper, "rlinf": EnvConfig.rlinf,
                   "single": EnvConfig.single_agent}[self.config.env_preset]
+        if self.config.env_preset == "default":  # unknown fields: a ConfigError, not a TypeError
+            return preset(dict(self.config.env))
         return preset(**dict(self.config.env))
 
     def _build_env_factory(self) -> Callable[[], Any]:
