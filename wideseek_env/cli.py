@@ -71,23 +71,10 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from agents.trainer import train
-
-    train(Path(args.config), args.overrides)
-    return 0
 
 
-def _eval(args: argparse.Namespace) -> int:
-    from agents.evaluate import run_cli
-
-    return run_cli(args)
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from wideseek_env.demo import run_demo
-
-    return run_demo(limit=args.limit, out=args.out)
 
 
 def _play(args: argparse.Namespace) -> int:
@@ -98,6 +85,22 @@ def _play(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     return 0
+
+
+COMMAND_GROUP = "wideseek.commands"
+
+
+def _add_plugin_commands(commands: argparse._SubParsersAction) -> None:
+    """Let installed packages add subcommands through the ``wideseek.commands`` entry-point group.
+
+    Each entry point names a function ``register(commands)`` that adds its subparsers. This is how
+    ``agents`` contributes ``eval``, ``train`` and ``demo`` without ``wideseek_env`` importing ``agents``
+    (DESIGN.md: dependencies point from agents to wideseek_env, never back).
+    """
+    from importlib.metadata import entry_points
+
+    for entry in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        entry.load()(commands)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -160,29 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--seed", type=int, default=None)
     play.set_defaults(handler=_play)
 
-    train = commands.add_parser("train", help="GRPO training of a policy on the env (needs the [train] extra)")
-    train.add_argument("--config", required=True, help="YAML file of agents.trainer.TrainConfig fields")
-    train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override one config field (value parsed as YAML); repeatable")
-    train.set_defaults(handler=_train)
-
-    evaluate = commands.add_parser(
-        "eval", help="run a policy on a task set: per-episode JSONL, summary table (resumable)",
-        description="Run a policy on tasks (N samples each, P envs stepped together); write OUT/episodes.jsonl "
-        "(resumable), OUT/summary.json and print the summary table. See agents/evaluate.py.",
-    )
-    from agents.evaluate import add_arguments as _eval_arguments
-
-    _eval_arguments(evaluate)
-    evaluate.set_defaults(handler=_eval)
-
-    demo = commands.add_parser(
-        "demo", help="the main job: build the default corpus and tasks, evaluate the scripted baseline"
-    )
-    demo.add_argument("--limit", type=int, default=None, metavar="N",
-                      help="evaluate a fixed random sample of N test tasks (default: the whole test split)")
-    demo.add_argument("--out", default=None, help="eval directory (default: data/evals/demo-scripted-test)")
-    demo.set_defaults(handler=_demo)
+    _add_plugin_commands(commands)
     return parser
 
 
