@@ -67,6 +67,7 @@ def main() -> int:
         cmd = ["wideseek", "eval", "--tasks", TASKS, *argv, "--no-progress"]
         print("$", shlex.join(cmd), flush=True)
         started = time.perf_counter()
+        load = list(os.getloadavg())
         proc = subprocess.run([sys.executable, "-m", "wideseek_env.cli", *cmd[1:]], cwd=ROOT, env=env,
                               capture_output=True, text=True)
         if proc.returncode != 0:
@@ -81,11 +82,18 @@ def main() -> int:
         if run.get("episodes_run_now") and not run.get("episodes_reused"):
             row["timing"] = {"episodes": run["episodes_run_now"], "wall_s": run["wall_seconds_now"],
                              "process_s": round(time.perf_counter() - started, 1), "parallel": run["parallel"],
-                             "load_before": os.getloadavg()}
+                             "load_before": load}
         else:
             old = next((r for r in previous.get("rows", []) if r["name"] == name), None)
             if old and "timing" in old:
                 row["timing"] = old["timing"]
+            else:  # a run that benchmarks/width_scaling.py played (it shares the output directory)
+                ws = out / "width_scaling.json"
+                runs = json.loads(ws.read_text()).get("runs", {}) if ws.exists() else {}
+                timed = next((e["timing"] for e in runs.values()
+                              if "timing" in e and Path(e["dir"]).resolve() == run_dir.resolve()), None)
+                if timed:
+                    row["timing"] = timed
         rows.append(row)
 
     # the scripted baseline on the SmolLM2 sample, from the episodes of the full scripted runs
@@ -110,20 +118,21 @@ def render(data: dict) -> str:
         f"Machine: {data['machine']}; {data['versions']}. Shared with other jobs while these ran, so times "
         "are indicative only.",
         "",
-        "Produced by `python benchmarks/leaderboard.py`, which runs the commands below. Task set: "
+        "Produced by `python benchmarks/leaderboard.py`, which runs the commands below (SmolLM2 rows: "
+        "episodes per second of all 10 episodes played at once in one batch). Task set: "
         f"`{TASKS}` (587 tasks: 232 transcribe, 239 enrich, 116 union; generated with seed 0 by "
         "`wideseek tasks generate`). One episode per task (Avg@1 = Max@1, success Pass@1 = Avg@1). "
         "Deterministic judge; env: the paper's limits (lead 10 turns, subagent 20, 32k-token context, "
         "search top-3, pages cut to 25,000 chars).",
         "",
         "| policy | tasks | item F1 | row F1 | success | subagents / episode | tool calls / episode | "
-        "episodes / s |",
+        "episodes / s (1-min load before) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         s = r["summary"]
         t = r.get("timing")
-        rate = f"{t['episodes'] / max(t['wall_s'], 1e-9):.2f}" if t else "-"
+        rate = f"{t['episodes'] / max(t['wall_s'], 1e-9):.2f} (load {t['load_before'][0]:.1f})" if t else "-"
         lines.append(
             f"| {r['name']} | {s['tasks']} | {pct(s['item_f1_avg'])} | {pct(s['row_f1_avg'])} | "
             f"{pct(s['success_avg'])} | {s['stats']['subagents_per_episode']:.1f} | "

@@ -113,16 +113,17 @@ def main() -> int:
     all_tasks = list(load_tasks(args.tasks))
     scripted_tasks = select_tasks(all_tasks, args.limit, args.task_seed)
     llm_tasks = select_tasks(all_tasks, args.llm_limit, args.task_seed)
-    load_start = os.getloadavg()
     results: dict = {"machine": machine(), "versions": versions(), "runs": {}}
 
-    def record(policy: str, name: str, spec: EvalSpec, summary: dict, run_dir: Path, subset=None) -> None:
+    def record(policy: str, name: str, spec: EvalSpec, summary: dict, run_dir: Path, load: tuple,
+               subset=None) -> None:
         key = f"{policy}/{name}"
         entry = {"summary": summary, "dir": str(run_dir)}
         run = summary.get("run", {})
         if run.get("episodes_run_now") and run.get("episodes_reused", 0) == 0:
             entry["timing"] = {"episodes": run["episodes_run_now"], "wall_s": run["wall_seconds_now"],
-                               "parallel": run["parallel"], "load_before": load_start}
+                               "parallel": run["parallel"], "load_before": list(load),
+                               "load_after": list(os.getloadavg())}
         elif key in previous.get("runs", {}) and "timing" in previous["runs"][key]:
             entry["timing"] = previous["runs"][key]["timing"]
         if subset is not None:
@@ -136,9 +137,10 @@ def main() -> int:
             spec = EvalSpec(policy="scripted", limit=args.limit, subagents=k, single_agent=k is None, parallel=8,
                             **common)
             run_dir = runs / f"scripted-{name}"
+            load = os.getloadavg()
             s = evaluate(spec, run_dir, progress=False, print_table=False)
             print(f"scripted {name}: item F1 {pct(s['item_f1_avg'])}", flush=True)
-            record("scripted", name, spec, s, run_dir, subset=llm_tasks)
+            record("scripted", name, spec, s, run_dir, load, subset=llm_tasks)
             commands.append(_command(spec, run_dir))
     if "smollm2" in policies:
         policy = None
@@ -154,9 +156,10 @@ def main() -> int:
                 started = time.perf_counter()
                 policy = build_policy(spec, llm_tasks)
                 results["llm_engine_start_s"] = round(time.perf_counter() - started, 1)
+            load = os.getloadavg()
             s = evaluate(spec, run_dir, progress=True, print_table=False, policy=policy)
             print(f"smollm2 {name}: item F1 {pct(s['item_f1_avg'])}", flush=True)
-            record("smollm2", name, spec, s, run_dir)
+            record("smollm2", name, spec, s, run_dir, load)
             commands.append(_command(spec, run_dir))
         if policy is not None:
             policy.close()
@@ -194,8 +197,8 @@ def report(results: dict, widths: list[int], args, n_scripted: int, n_llm: int) 
         "# Width scaling: item F1 vs parallel subagents, multi-agent vs single-agent",
         "",
         f"Machine: {results['machine']}; {results['versions']}. The machine was shared with other jobs "
-        f"(1-minute load average {_first_load(results):.1f} when the first timed run started, "
-        f"{float(results['load_end'][0]):.1f} at the end), so times are indicative only.",
+        "while these ran: the 1-minute load average before each timed run is in the tables; vLLM on CPU "
+        "is very sensitive to it, so times are indicative only.",
         "",
         "Produced by `python benchmarks/width_scaling.py` (every setting is one `wideseek eval` run; the "
         "equivalent commands are listed at the end). Tasks: the generated test split "
@@ -221,7 +224,7 @@ def report(results: dict, widths: list[int], args, n_scripted: int, n_llm: int) 
                 cells.append(f"{pct(g['item_f1_avg'])} / {pct(g['row_f1_avg'])} / {pct(g['success_avg'])}" if g else "-")
             cells.append(f"{pct(s['item_f1_avg'])} / {pct(s['row_f1_avg'])} / {pct(s['success_avg'])}")
             t = e.get("timing")
-            when = f"{t['wall_s']:.1f}" if t else "-"
+            when = f"{t['wall_s']:.1f} (load {t['load_before'][0]:.1f})" if t else "-"
             lines.append(f"| {label(n)} | " + " | ".join(cells)
                          + f" | {s['stats']['subagents_per_episode']:.1f}"
                          + f" | {s['stats']['tool_calls_per_episode_total']:.1f} | {when} |")
@@ -242,7 +245,7 @@ def report(results: dict, widths: list[int], args, n_scripted: int, n_llm: int) 
             s = e["summary"]
             sc = runs.get(f"scripted/{n}", {}).get("llm_subset")
             t = e.get("timing")
-            when = f"{t['wall_s']:.0f}" if t else "-"
+            when = f"{t['wall_s']:.0f} (load {t['load_before'][0]:.1f})" if t else "-"
             lines.append(
                 f"| {label(n)} | {pct(s['item_f1_avg'])} | {pct(s['row_f1_avg'])} | "
                 f"{s['stats']['subagents_per_episode']:.1f} | {s['stats']['tool_calls_per_episode_total']:.1f} | "
@@ -260,14 +263,6 @@ def report(results: dict, widths: list[int], args, n_scripted: int, n_llm: int) 
     return "\n".join(lines)
 
 
-def _first_load(results: dict) -> float:
-    for e in results["runs"].values():
-        t = e.get("timing")
-        if t and t.get("load_before"):
-            return float(t["load_before"][0])
-    return float(os.getloadavg()[0])
-
-
 def _reading(results: dict, names: list[str]) -> list[str]:
     runs = results["runs"]
     out = []
@@ -278,8 +273,8 @@ def _reading(results: dict, names: list[str]) -> list[str]:
         out.append(
             f"- Scripted: width matters on *enrich* tasks (one page per row): item F1 {pct(e1)} with one subagent "
             f"per call, {pct(e10)} with 10. The lead keeps its last turn for the answer, so with k subagents per "
-            "call it can look up about 9k entities; enrich tasks have at most 20 rows, so the curve is flat from "
-            "k = 3 on. *transcribe* and *union* need one subagent per page named in the query, so k does not "
+            "call it can look up about 9k entities; enrich tasks have at most 20 rows, so the curve is almost "
+            "flat from k = 2 on. *transcribe* and *union* need one subagent per page named in the query, so k does not "
             "matter for them."
         )
         out.append(
@@ -292,9 +287,11 @@ def _reading(results: dict, names: list[str]) -> list[str]:
         )
     if any(k.startswith("smollm2/") for k in runs):
         calls = [runs[k]["summary"]["stats"]["tool_calls_per_episode_total"] for k in runs if k.startswith("smollm2/")]
+        used = "makes no tool call in any setting" if max(calls) == 0 else \
+            f"makes at most {max(calls):.1f} tool calls per episode in any setting"
         out.append(
-            "- SmolLM2-135M is far too weak for the task: it does not follow the tool-call format "
-            f"(at most {max(calls):.1f} tool calls per episode in any setting), so the lead answers at once from "
+            "- SmolLM2-135M is far too weak for the task: it does not follow the tool-call format (it "
+            f"{used}), so the lead answers at once from "
             "its own (wrong) knowledge and the width setting hardly matters. The rows show that the harness "
             "drives an LLM policy through vLLM with batched generation across envs and agents; a capable model "
             "(e.g. a Qwen3 served with `vllm serve`, `--policy openai`) is needed for a meaningful LLM curve."
