@@ -9,7 +9,7 @@
    split with ``agents.evaluate`` and print the summary table. The run lives in
    ``home_dir()/evals/demo-scripted-test`` and is resumable: a second ``wideseek demo`` reuses the
    finished episodes (and an interrupted one continues where it stopped). The whole split (587 tasks)
-   takes about 20 s on 2 CPU cores; ``--limit N`` evaluates a fixed random sample of N tasks instead.
+   takes 5-20 s on a shared 2-core machine; ``--limit N`` evaluates a fixed random sample of N tasks instead.
 
 Only ``wideseek_env`` is needed for steps 1-3; step 4 imports the ``agents`` package of this checkout
 (no torch, no LLM).
