@@ -188,9 +188,17 @@ def _atomic_save(out: Path, model, tok) -> None:
         tok.save_pretrained(tmp)
         # Keep the template also as a plain file beside the tokenizer config (transformers 5 does so too).
         (tmp / "chat_template.jinja").write_text(tok.chat_template)
+        os.chmod(tmp, 0o755)
+        for f in tmp.iterdir():
+            os.chmod(f, 0o644)
         if out.exists():
             shutil.rmtree(out)
-        os.replace(tmp, out)
+        try:
+            os.replace(tmp, out)
+        except OSError:
+            # Another process finished the same build first: keep its directory.
+            if not (out / "config.json").exists():
+                raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

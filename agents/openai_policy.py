@@ -239,8 +239,9 @@ class OpenAIPolicy(ChatTokenPolicy):
             payload["tools"] = conv["tools"]
             if self._tool_choice is not None:
                 payload["tool_choice"] = self._tool_choice
-        if self.seed is not None:
-            payload["seed"] = self.seed
+        if self.seed is not None:  # per (episode, agent, turn), as in token mode
+            turn = sum(1 for m in conv["messages"] if m.get("role") == "assistant")
+            payload["seed"] = self._request_seed(req, turn)
         try:
             try:
                 out = self._request("POST", "/chat/completions", payload)

@@ -59,11 +59,9 @@ def test_resolve_sampling():
 
 
 # --------------------------------------------------------------------------- fake backend
-transformers = pytest.importorskip("transformers", reason="the [llm] extra (transformers) is not installed")
-
-
 @pytest.fixture(scope="module")
 def tokenizer(tmp_path_factory):
+    transformers = pytest.importorskip("transformers", reason="the [llm] extra (transformers) is not installed")
     from agents.models import tiny_test_model
 
     path = tiny_test_model(tmp_path_factory.getbasetemp() / "tiny-model")
@@ -164,6 +162,8 @@ _REWRITING = (
 
 
 def test_non_prefix_stable_template_falls_back(tokenizer):
+    import transformers
+
     tok = transformers.AutoTokenizer.from_pretrained(tokenizer.name_or_path)
     tok.chat_template = _REWRITING
     pol = FakePolicy(tok, reply="<think>hmm</think>answer")
