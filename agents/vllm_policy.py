@@ -27,6 +27,7 @@ omits the tied head, silently gives a model mixing new and old weights); the pol
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -120,6 +121,7 @@ class VLLMPolicy(ChatTokenPolicy):
         if tokenizer is not None and isinstance(tokenizer, (str, os.PathLike)):
             kwargs["tokenizer"] = str(tokenizer)
         kwargs.update(llm_kwargs or {})
+        _shield_llvmlite_from_vllm_scan()
         self.llm = LLM(**kwargs)
         self.model_path = str(model)
         if tokenizer is None or isinstance(tokenizer, (str, os.PathLike)):
@@ -244,3 +246,18 @@ class VLLMPolicy(ChatTokenPolicy):
         except Exception:
             pass
         self.llm = None
+
+
+def _shield_llvmlite_from_vllm_scan() -> None:
+    """Work around a vLLM 0.32 CPU start-up crash when numba/llvmlite is already imported.
+
+    At engine start vLLM rebinds its CPU kernel overrides by scanning ``vars(x)`` of every attribute of
+    every loaded module. llvmlite's ``binding.ffi.lib`` wraps unknown attributes lazily, so it answers
+    ``__dict__`` with a function wrapper, and ``vars(lib).get`` raises AttributeError. numba (pulled in
+    by tianshou, pandas extensions, ...) imports llvmlite, so a process that used either first could not
+    start an engine. Caching a plain dict under ``__dict__`` makes the scan see an empty namespace.
+    """
+    ffi = sys.modules.get("llvmlite.binding.ffi")
+    table = getattr(getattr(ffi, "lib", None), "_fntab", None)
+    if isinstance(table, dict):
+        table.setdefault("__dict__", {})

@@ -20,24 +20,9 @@ from agents.models import tiny_test_model  # noqa: E402
 from agents.policy import AgentRequest, SamplingConfig  # noqa: E402
 from agents.vllm_policy import VLLMPolicy  # noqa: E402
 
-TOOLS = [{"type": "function", "function": {"name": "search", "description": "Search the corpus.",
-                                           "parameters": {"type": "object", "properties": {}}}}]
+from llm_helpers import TOOLS, check_length as _check_length, start_messages as _start  # noqa: E402
+
 MAX_LEN = 400
-
-
-def _start(i: int) -> list[dict]:
-    return [{"role": "system", "content": "You are agent %d." % i},
-            {"role": "user", "content": "Task " + "number " * i}]
-
-
-def _check_length(r, max_tokens, eos_id):
-    """A random model may sample eos early: then the generation stops there, with the eos kept."""
-    n = len(r.response_ids)
-    assert 1 <= n <= max_tokens
-    if r.finish_reason == "length":
-        assert n == max_tokens
-    else:
-        assert r.finish_reason == "stop" and r.response_ids[-1] == eos_id
 
 
 @pytest.fixture(scope="module")
