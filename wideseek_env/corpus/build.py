@@ -45,7 +45,7 @@ from wideseek_env.corpus.store import PAGES_FILE, PageWriter
 from wideseek_env.corpus.types import Page, Table
 from wideseek_env.errors import CorpusNotBuiltError, WideseekError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the combined 'body' search field
 MANIFEST_FILE = "manifest.json"
 # Tantivy needs >= 15 MB of indexing heap per thread; a bigger heap means fewer, larger segments.
 HEAP_PER_THREAD = 128 * 1024 * 1024
@@ -510,7 +510,7 @@ def _build_into(
             if tables:
                 store.add_tables(tables)
             for title, text, url in passages:
-                add_document(document(title=title, text=text, url=url))
+                add_document(document(title=title, text=text, url=url, body=f"{title}\n{text}"))
             n_passages += len(passages)
             n_records += count
             bar.update(count)

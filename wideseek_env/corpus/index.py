@@ -1,7 +1,8 @@
 """The Tantivy passage index: schema and opening.
 
-Each document is one passage of a page: ``title`` and ``text`` are English-stemmed and stored;
-``url`` (the page's canonical URL) is stored with the raw tokenizer so it matches exactly.
+Each document is one passage of a page: ``title`` and ``text`` are English-stemmed and stored, and
+``body`` (title + text, unstored) is what search reads; ``url`` (the page's canonical URL) is stored
+with the raw tokenizer so it matches exactly.
 
 Corruption. Tantivy checks a segment file's footer when it opens it, but not the bytes before it:
 garbage in the middle of a file makes a later search raise ``ValueError`` or even panic (a
@@ -34,6 +35,9 @@ def passage_schema() -> tantivy.Schema:
     builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
     builder.add_text_field("text", stored=True, tokenizer_name="en_stem")
     builder.add_text_field("url", stored=True, tokenizer_name="raw")
+    # title + passage text as one unstored field, searched alone (as bm25s indexes them): scoring the
+    # two fields apart let short titles dominate and lost recall on "entity" queries.
+    builder.add_text_field("body", stored=False, tokenizer_name="en_stem")
     return builder.build()
 
 
