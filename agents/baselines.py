@@ -590,34 +590,33 @@ def _year_of(value: str) -> str | None:
     return m.group(0) if m else None
 
 
-def _birth(text: str) -> str | None:
+def _life_date(
+    text: str, paren_patterns: Sequence[str], text_patterns: Sequence[str], window: int
+) -> str | None:
+    """A birth or death date: first from the lead's parentheses, then from the first ``window`` chars."""
     for par in _lead_parens(text):
-        m = re.search(rf"\bborn\s+(?:on\s+|in\s+)?({_DY})", par)
-        if m:
-            return m.group(1)
-        m = re.search(rf"({_DY}){_DASH}{_DY}", par)
-        if m:
-            return m.group(1)
-    m = re.search(rf"\bborn\s+(?:on\s+)?({_DATE})", text[:1500])
-    if m:
-        return m.group(1)
-    m = re.search(rf"\bborn\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b", text[:1500])
-    return m.group(1) if m else None
+        found = _first_match(paren_patterns, par)
+        if found:
+            return found
+    return _first_match(text_patterns, text[:window])
+
+
+def _birth(text: str) -> str | None:
+    return _life_date(
+        text,
+        [rf"\bborn\s+(?:on\s+|in\s+)?({_DY})", rf"({_DY}){_DASH}{_DY}"],
+        [rf"\bborn\s+(?:on\s+)?({_DATE})", rf"\bborn\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b"],
+        1500,
+    )
 
 
 def _death(text: str) -> str | None:
-    for par in _lead_parens(text):
-        m = re.search(rf"{_DY}{_DASH}({_DY})", par)
-        if m:
-            return m.group(1)
-        m = re.search(rf"\bdied\s+(?:on\s+|in\s+)?({_DY})", par)
-        if m:
-            return m.group(1)
-    m = re.search(rf"\bdied\s+(?:on\s+)?({_DATE})", text[:3000])
-    if m:
-        return m.group(1)
-    m = re.search(rf"\bdied\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b", text[:3000])
-    return m.group(1) if m else None
+    return _life_date(
+        text,
+        [rf"{_DY}{_DASH}({_DY})", rf"\bdied\s+(?:on\s+|in\s+)?({_DY})"],
+        [rf"\bdied\s+(?:on\s+)?({_DATE})", rf"\bdied\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b"],
+        3000,
+    )
 
 
 def _first_match(patterns: Sequence[str], text: str) -> str | None:
