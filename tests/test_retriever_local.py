@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import threading
 from pathlib import Path
@@ -11,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wideseek_env.corpus.build import build_corpus
 from wideseek_env.corpus.local import LocalRetriever, sanitize_query
 from wideseek_env.corpus.types import Hit, Page, Retriever
 from wideseek_env.errors import CorpusNotBuiltError
+from corpus_helpers import build_jsonl_corpus  # noqa: E402
 
 W = "https://en.wikipedia.org/wiki/"
 
@@ -46,11 +45,7 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    src = root / "pages.jsonl"
-    src.write_text("".join(json.dumps(p) + "\n" for p in PAGES), encoding="utf-8")
-    build_corpus("jsonl", src, root / "corpus", progress=False)
-    return root / "corpus"
+    return build_jsonl_corpus(tmp_path_factory.mktemp("corpus"), PAGES)
 
 
 @pytest.fixture(scope="module")

@@ -9,18 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from wideseek_env.corpus.build import build_corpus
 from wideseek_env.corpus.local import LocalRetriever
 from wideseek_env.corpus.remote import HTTPRetriever, RetrievalServerError
-from wideseek_env.corpus.server import make_server
 from wideseek_env.corpus.types import Retriever
 from wideseek_env.errors import WideseekError
+from corpus_helpers import build_jsonl_corpus, start_server, stop_server  # noqa: E402
 
 W = "https://en.wikipedia.org/wiki/"
 PAGES = [
@@ -36,11 +34,7 @@ PAGES = [
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    src = root / "pages.jsonl"
-    src.write_text("".join(json.dumps(p) + "\n" for p in PAGES), encoding="utf-8")
-    build_corpus("jsonl", src, root / "corpus", progress=False)
-    return root / "corpus"
+    return build_jsonl_corpus(tmp_path_factory.mktemp("corpus"), PAGES)
 
 
 @pytest.fixture(scope="module")
@@ -49,18 +43,7 @@ def local(corpus_dir):
         yield r
 
 
-def start(retriever, **kwargs):
-    server = make_server(retriever, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return server, thread
-
-
-def stop(server, thread):
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-    assert not thread.is_alive()
+start, stop = start_server, stop_server
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 
 from wideseek_env.cli import build_parser
-from wideseek_env.corpus.build import build_corpus
 from wideseek_env.corpus.local import LocalRetriever
 from wideseek_env.corpus.server import make_server, serve
+from corpus_helpers import build_jsonl_corpus, start_server, stop_server  # noqa: E402
 
 TIMEOUT = 1.0  # the server's per-request deadline in these tests
 WORDS = ("river mountain castle league season election album station church bridge district "
@@ -41,11 +41,7 @@ def page(i: int) -> dict:
 
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("robust")
-    src = root / "pages.jsonl"
-    src.write_text("".join(json.dumps(page(i)) + "\n" for i in range(N_PAGES)), encoding="utf-8")
-    build_corpus("jsonl", src, root / "corpus", progress=False)
-    return root / "corpus"
+    return build_jsonl_corpus(tmp_path_factory.mktemp("robust"), [page(i) for i in range(N_PAGES)])
 
 
 @pytest.fixture(scope="module")
@@ -54,18 +50,7 @@ def local(corpus_dir):
         yield retriever
 
 
-def start(retriever, **kwargs):
-    server = make_server(retriever, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    return server, thread
-
-
-def stop(server, thread):
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
-    assert not thread.is_alive()
+start, stop = start_server, stop_server
 
 
 @pytest.fixture(scope="module")
