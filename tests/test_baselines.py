@@ -1,4 +1,4 @@
-"""The scripted baseline and the oracle (agents/baselines.py) on the real corpus and generated tasks."""
+"""The scripted baseline and the oracle (agents/baselines/) on the real corpus and generated tasks."""
 
 from __future__ import annotations
 

@@ -1,14 +1,10 @@
-"""Baseline policies without an LLM: :class:`ScriptedBaseline` (honest) and :class:`OracleAgent` (tests only).
+"""ScriptedBaseline: the honest rule-based baseline, and the per-agent state machine behind it.
 
-Both implement the policy interface of :mod:`agents.policy`: one ``act(requests)`` call per env step
-for every acting agent (``AgentRequest(episode_id, agent_id, new_messages, tools, role)`` ->
-``AgentResponse(text=...)``). They read the new chat messages of each agent (``infos[a]["messages"]``)
-and answer with assistant text holding Hermes ``<tool_call>`` blocks (rendered with
-:func:`wideseek_env.tools.parsing.render_tool_calls`), or with a final answer. :func:`run_episode`
-drives one env episode with any such policy.
+Contract: :class:`ScriptedBaseline` is a :class:`~agents.policy.Policy` (one ``act`` call per env
+step for every acting agent); each agent of an episode is an :class:`_AgentState`, a Python
+generator resumed with the agent's new messages, that yields assistant texts (Hermes tool calls or
+a final answer) and never raises (a failure becomes a final answer saying so).
 
-ScriptedBaseline
-----------------
 A rule-based agent team that never reads the gold table, the task object or ``task.provenance``:
 only the query text, the tool results and the column names written in the query. Every agent of an
 episode keeps its own state (a Python generator per agent, resumed with the agent's new messages).
@@ -30,133 +26,59 @@ episode keeps its own state (a Python generator per agent, resumed with the agen
 
   It then assembles one markdown table with exactly the columns the query names, in a
   ```` ```markdown ```` block.
-- **Subagent**: parses its subtask (the formats the lead writes, see ``*_PROMPT``), searches,
-  accesses pages (tables are read from the accessed page text: the corpus renders Wikipedia tables
-  as markdown under ``## section`` headings), extracts attributes with simple patterns
-  (:func:`extract_attribute`), and reports a small markdown table. A subtask in any other wording
-  (a person playing the lead, see ``wideseek play``) gets a generic search-and-read report.
+- **Subagent**: parses its subtask (the formats the lead writes, see
+  :mod:`agents.baselines.prompts`), searches, accesses pages (tables are read from the accessed page
+  text: the corpus renders Wikipedia tables as markdown under ``## section`` headings), extracts
+  attributes with simple patterns (:func:`extract_attribute`), and reports a small markdown table.
+  A subtask in any other wording (a person playing the lead, see ``wideseek play``) gets a generic
+  search-and-read report.
 - **Single agent** (``EnvConfig.single_agent()``): does the same work itself with search + access,
   five queries or URLs per call, and answers before its turn limit or its context budget runs out
   (it counts its context with the env's default token estimate).
 
-Honesty: the only task knowledge is what the query says. The attribute patterns are written here
-independently of the task generator's extractors (they look for the phrases Wikipedia lead
-sentences use: "(born 5 May 1947)", "founded in", "population of", ...).
-
-OracleAgent
------------
-**FOR TESTS OF THE REWARD PATH ONLY: IT READS THE GOLD TABLE.** It answers every task at once with
-the task's gold table and is no baseline: its score says that the plumbing from answer to reward
-works, nothing about a policy.
+Honesty: the only task knowledge is what the query says (:mod:`agents.baselines.query`). The
+attribute patterns (:mod:`agents.baselines.attributes`) are written independently of the task
+generator's extractors.
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
-from dataclasses import dataclass, field
 from typing import Any, Generator, Iterable, Mapping, Sequence
 
+from agents.baselines.answers import _answer_from_reports, render_answer
+from agents.baselines.attributes import attribute_key, extract_attribute
+from agents.baselines.env_messages import (
+    _SUBTASK_MARK,
+    _TURN_HINT,
+    AccessedPage,
+    SearchHit,
+    _report_blocks,
+    parse_access_result,
+    parse_search_result,
+)
+from agents.baselines.prompts import (
+    ENTITY_PROMPT,
+    ENTITY_SUBTASK,
+    FIND_TABLE_PROMPT,
+    FIND_TABLE_SUBTASK,
+    GENERIC_PROMPT,
+    TRANSCRIBE_PROMPT,
+    TRANSCRIBE_SUBTASK,
+    _section_from_phrase,
+    _split_cols,
+    _table_phrase,
+)
+from agents.baselines.query import QueryPlan, enrich_key, fill_x, parse_columns, parse_query, reconcile_columns
+from agents.baselines.tables import PageTable, best_table, map_columns, project, section_similarity, tables_in_text
+from agents.baselines.text import _norm, _strip_paren
 from agents.policy import AgentRequest, AgentResponse, Policy
-from wideseek_env.evaluation.markdown import extract_table, render_table, split_row
+from wideseek_env.evaluation.markdown import extract_table
 from wideseek_env.tasks.schema import normalize_column_name
-from wideseek_env.tools.parsing import final_answer_text, render_tool_calls
+from wideseek_env.tools.parsing import render_tool_calls
 
-__all__ = [
-    "ScriptedBaseline",
-    "OracleAgent",
-    "QueryPlan",
-    "PageTable",
-    "parse_query",
-    "parse_columns",
-    "tables_in_text",
-    "extract_attribute",
-    "render_answer",
-    "run_episode",
-]
-
-# ----------------------------------------------------------------------------------------------
-# Texts the lead writes to its subagents (an LLM subagent can read them too).
-
-TRANSCRIBE_PROMPT = (
-    "Transcribe a table. Open the Wikipedia page “{title}” and copy every row of its {table}. "
-    "Report one markdown table with exactly these columns: {columns}."
-)
-FIND_TABLE_PROMPT = (
-    "Find a table. Find the Wikipedia page about {topic} that has the {table} listing {noun}, and "
-    "copy every row of that table. Report one markdown table with exactly these columns: {columns}."
-)
-ENTITY_PROMPT = (
-    "Look up entities. For each of these {noun}{context}: {names}, find their own Wikipedia page and "
-    "read from it: {attributes}. Report one markdown table with exactly these columns: {columns}; "
-    "one row per entity, with the “{key}” values written exactly as given here."
-)
-GENERIC_PROMPT = (
-    "Research the main task: search Wikipedia for it, read the most relevant pages and report what "
-    "you find as one markdown table with the columns: {columns}."
-)
-
-_TURN_HINT = re.compile(r"Your next answer will be on turn (\d+); you MUST finish by turn (\d+)\.")
-_SUBTASK_MARK = "Your current subtask is: "
 _WIKI = "https://en.wikipedia.org/wiki/"
-
-# ----------------------------------------------------------------------------------------------
-# Small text helpers
-
-
-def _norm(text: str) -> str:
-    """Lower-case words of ``text`` separated by single spaces (punctuation dropped)."""
-    return " ".join(re.findall(r"[0-9a-z]+", text.lower().replace("'s", "s")))
-
-
-def _strip_paren(text: str) -> str:
-    """``"Bob Babich (linebacker)"`` -> ``"Bob Babich"``; ``"Scott Dunlap (2)"`` -> ``"Scott Dunlap"``."""
-    out = re.sub(r"\s*\([^()]*\)\s*", " ", text).strip()
-    out = re.sub(r"[*†‡#^]+", "", out).strip()
-    return out or text.strip()
-
-
-def _split_list(text: str) -> list[str]:
-    """``"a, b, and c"`` / ``"a and b"`` / ``"a"`` -> items."""
-    text = text.strip().rstrip(".")
-    if ", " in text:
-        parts = [p.strip() for p in text.split(", ")]
-        if parts and parts[-1].startswith("and "):
-            parts[-1] = parts[-1][4:]
-        if len(parts) >= 2 and " and " in parts[-1] and not parts[-1].startswith("and "):
-            pass
-        return [p for p in parts if p]
-    if " and " in text:
-        return [p.strip() for p in text.split(" and ") if p.strip()]
-    return [text] if text else []
-
-
-def _and_splits(text: str) -> list[str]:
-    """Every value a list ``"A and B"`` may hold when items can contain " and " themselves
-    (``"Trinidad and Tobago and Jamaica"``): all contiguous runs of the " and "-separated parts."""
-    text = text.strip().rstrip(".")
-    if ", " in text:
-        parts = [p.strip() for p in text.split(", ")]
-        if parts[-1].startswith("and "):
-            parts[-1] = parts[-1][4:]
-        return [p for p in parts if p]
-    pieces = [p.strip() for p in text.split(" and ")]
-    if len(pieces) <= 2:
-        return [p for p in pieces if p]
-    out: list[str] = []
-    for i in range(len(pieces)):
-        for j in range(i + 1, len(pieces) + 1):
-            if (i, j) != (0, len(pieces)):
-                out.append(" and ".join(pieces[i:j]))
-    return list(dict.fromkeys(out))
-
-
-def fill_x(template: str | None, value: str) -> str | None:
-    """``"X Hungarian Grand Prix"`` -> ``"1999 Hungarian Grand Prix"`` (X as a whole word)."""
-    if template is None:
-        return None
-    return re.sub(r"\bX\b", lambda _: value, template)
 
 
 def _title_url(title: str) -> str:
@@ -169,534 +91,6 @@ def approx_tokens(text: str) -> int:
         return 0
     n = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
     return (n + 3) // 4
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading the query
-
-
-_COLUMN_TRIGGERS = [
-    re.compile(r"with the following columns:\s*\n(.+)"),
-    re.compile(r"with the columns: (.+)"),
-    re.compile(r"whose columns are, in this order: (.+)"),
-    re.compile(r"with exactly these columns: (.+)"),
-    re.compile(r"column names are as follows(?: in sequence)?[:：]\s*(.*)"),
-    re.compile(r"column headers? (?:should be|are)[:：]\s*(.*)"),
-    re.compile(r"following columns[:：]\s*(.*)"),
-    re.compile(r"columns?(?: names?)?(?: are| should be)?[:：]\s*(.*)", re.IGNORECASE),
-    re.compile(r"列名依次为[:：]?\s*(.*)"),
-    re.compile(r"列名(?:为|是)[:：]?\s*(.*)"),
-]
-
-
-def parse_columns(query: str) -> list[str]:
-    """The answer columns a query names, in order ([] if none are found).
-
-    Understands the generator's phrasings ("... with the columns: A, B.") and the usual WideSearch
-    ones ("The column names are as follows in sequence: ...", "列名依次为：..."). Names are split at
-    commas (``,``, ``，``, ``、``); a name that itself holds a comma ("City, State") comes out as
-    two fragments, which :func:`reconcile_columns` merges again when a table header shows it.
-    """
-    for pattern in _COLUMN_TRIGGERS:
-        m = pattern.search(query)
-        if not m:
-            continue
-        text = m.group(1).strip()
-        if not text:  # the list is on the next non-empty line
-            rest = query[m.end():].lstrip("\n")
-            text = rest.split("\n", 1)[0].strip() if rest else ""
-        text = text.split("\n", 1)[0].strip()
-        text = re.sub(r"(?:不要问我|Don't ask me).*$", "", text).strip()
-        text = re.sub(r"[.。;；]\s*$", "", text).strip()
-        parts = [p.strip().strip("*`\"“”") for p in re.split(r",\s*|，\s*|、\s*", text)]
-        parts = [p for p in parts if p]
-        if parts:
-            return parts
-    m = re.search(r"^\s*\|(.+)\|\s*$", query, re.MULTILINE)  # a header line written into the query
-    if m:
-        return [c for c in split_row("|" + m.group(1) + "|") if c]
-    return []
-
-
-def reconcile_columns(fragments: Sequence[str], headers: Iterable[str]) -> list[str]:
-    """Merge adjacent fragments whose comma-joined name is one of ``headers`` (normalised)."""
-    known = {normalize_column_name(h) for h in headers}
-    out: list[str] = []
-    i = 0
-    frags = list(fragments)
-    while i < len(frags):
-        merged = False
-        for j in range(min(len(frags), i + 4), i + 1, -1):
-            name = ", ".join(frags[i:j])
-            if normalize_column_name(name) in known:
-                out.append(name)
-                i = j
-                merged = True
-                break
-        if not merged:
-            out.append(frags[i])
-            i += 1
-    return out
-
-
-#: Attribute columns an *enrich* query may ask for, by normalised column name -> attribute key.
-ATTRIBUTE_COLUMNS = {
-    "dateofbirth": "birth_date",
-    "birthdate": "birth_date",
-    "yearofbirth": "birth_year",
-    "birthyear": "birth_year",
-    "dateofdeath": "death_date",
-    "deathdate": "death_date",
-    "yearofdeath": "death_year",
-    "deathyear": "death_year",
-    "releaseyear": "release_year",
-    "yearofrelease": "release_year",
-    "publicationyear": "publication_year",
-    "yearofpublication": "publication_year",
-    "director": "director",
-    "yearfounded": "founded",
-    "foundingyear": "founded",
-    "founded": "founded",
-    "yearopened": "opened",
-    "openingyear": "opened",
-    "opened": "opened",
-    "population": "population",
-    "capacity": "capacity",
-}
-
-
-def attribute_key(column: str) -> str | None:
-    return ATTRIBUTE_COLUMNS.get(normalize_column_name(column))
-
-
-@dataclass
-class QueryPlan:
-    """What :func:`parse_query` read from a query."""
-
-    kind: str  # "transcribe" | "union" | "enrich" | "generic"
-    columns: list[str]  # answer columns as fragments (see parse_columns)
-    title: str | None = None  # transcribe: the page
-    section: str | None = None  # the table's section label
-    noun: str | None = None  # what the rows are ("players")
-    template: str | None = None  # union: page title with X
-    values: list[str] = field(default_factory=list)  # union: the values of X
-    source_column: str | None = None  # union: the column holding X
-    mode: str | None = None  # enrich: "list" | "set"
-    entities: list[str] = field(default_factory=list)  # enrich list mode
-    context: str | None = None  # enrich: "listed under ..." context
-    topic: str | None = None  # enrich set mode: what the table is about
-    table_columns: list[str] = field(default_factory=list)  # enrich: columns copied from the list
-
-
-_Q = r"“([^”]+)”"
-
-
-def parse_query(query: str) -> QueryPlan:
-    """Read the task kind and its parameters from a query's text (never raises)."""
-    try:
-        return _parse_query(query)
-    except Exception:  # noqa: BLE001 - a policy must not crash on odd queries
-        return QueryPlan("generic", parse_columns(query) if isinstance(query, str) else [])
-
-
-def _parse_query(query: str) -> QueryPlan:
-    columns = parse_columns(query)
-    first = query.strip().split("\n", 1)[0]
-    section_m = re.search(_Q + r" table", first)
-    section = section_m.group(1) if section_m else None
-
-    # union: a page title written with a placeholder X
-    tmpl = re.search(r"Wikipedia page “([^”]*\bX\b[^”]*)”", first) or re.search(r"“([^”]*\bX\b[^”]*)”", first)
-    if tmpl:
-        values_text = None
-        for pat in (r"For X in (.+?), take ", r" for X = (.+?)\. From each page", r"where X is each of (.+?), in a single table"):
-            m = re.search(pat, first)
-            if m:
-                values_text = m.group(1)
-                break
-        if values_text:
-            src = re.search(r"column " + _Q, first) or re.search(r"a " + _Q + " column", first)
-            noun = re.search(r"all (?:the |their )?(\w[\w ]*?) (?:of|into) ", first)
-            return QueryPlan(
-                "union", columns, section=section, template=tmpl.group(1),
-                values=_and_splits(values_text), source_column=src.group(1) if src else None,
-                noun=noun.group(1) if noun else None,
-            )
-
-    # transcribe: the page is named
-    m = re.search(r"Wikipedia (?:article|page) " + _Q, first) or re.search(
-        r"From Wikipedia's article on (.+?), please list", first
-    )
-    if m:
-        noun = re.search(r"(?:list|compile) (?:all|every one of) (?:the |its )?(\w[\w ]*?) (?:in|listed|\(|\.)", first)
-        return QueryPlan("transcribe", columns, title=m.group(1), section=section,
-                         noun=noun.group(1) if noun else None)
-
-    # enrich, list mode: the entities are named
-    list_patterns = (
-        (r"^For each of the following \d+ (.+?)(?: \((.*)\))?, find their (.+?): (.+)$", (1, 2, 4)),
-        (r"^Here is a list of (.+?)(?: \((.*)\))?: (.+)\. For each of them, look up their (.+?)\.$", (1, 2, 3)),
-        (r"^I have \d+ (.+?)(?: \((.*)\))? and need their (.+?)\. The .+? are: (.+)$", (1, 2, 4)),
-    )
-    for pat, (gn, gc, ge) in list_patterns:
-        m = re.search(pat, first)
-        if m:
-            names = m.group(ge).strip()
-            if names.endswith("."):
-                names = names[:-1]
-            entities = [n.strip() for n in names.split("; ") if n.strip()]
-            return _enrich_plan(query, columns, "list", m.group(gn), m.group(gc), entities, None)
-
-    # enrich, set mode: the table is described
-    set_patterns = (
-        r"^For every one of the (?P<noun>.+?) listed (?:under “(?P<section>[^”]+)” )?for (?P<topic>.+?), find their ",
-        r"^Consider all the (?P<noun>.+?) listed (?:under “(?P<section>[^”]+)” )?for (?P<topic>.+?)\. For each one",
-        r"^I'm researching (?P<topic>.+?)\. Take every one of the (?P<noun>.+?) (?:in its “(?P<section>[^”]+)” list|it lists) and give me",
-    )
-    for pat in set_patterns:
-        m = re.search(pat, first)
-        if m:
-            plan = _enrich_plan(query, columns, "set", m.group("noun"), None, [], m.group("section"))
-            plan.topic = m.group("topic")
-            return plan
-
-    return QueryPlan("generic", columns, section=section)
-
-
-def _enrich_plan(query, columns, mode, noun, context, entities, section) -> QueryPlan:
-    first = query.strip().split("\n", 1)[0]
-    attrs = [c for c in columns if attribute_key(c)]
-    rest = [c for c in columns if not attribute_key(c)]
-    table_cols: list[str] = []
-    m = re.search(r"Also give their (.+?) as that list states it\.", first)
-    if m:
-        named = _split_list(m.group(1))
-        table_cols = [c for c in named if c in rest]
-    key_frags = [c for c in rest if c not in table_cols]
-    key = ", ".join(key_frags) if key_frags else (rest[0] if rest else "Name")
-    # rebuild the column list with the key merged back (a key such as "City, State")
-    merged: list[str] = []
-    for c in columns:
-        if c in key_frags:
-            if key not in merged:
-                merged.append(key)
-        else:
-            merged.append(c)
-    sec = section
-    if sec is None and context:
-        sm = re.search(_Q, context)
-        sec = sm.group(1) if sm else None
-    return QueryPlan("enrich", merged, section=sec, noun=noun, mode=mode, entities=entities,
-                     context=context, table_columns=table_cols)
-
-
-def enrich_key(plan: QueryPlan) -> str:
-    """The key column of an enrich plan: the first column that is neither an attribute nor copied."""
-    for c in plan.columns:
-        if not attribute_key(c) and c not in plan.table_columns:
-            return c
-    return plan.columns[0] if plan.columns else "Name"
-
-
-# ----------------------------------------------------------------------------------------------
-# Reading tool results
-
-
-@dataclass
-class SearchHit:
-    query: int
-    rank: int
-    title: str
-    url: str
-    snippet: str
-
-
-def parse_search_result(text: str) -> list[SearchHit]:
-    """The hits of a ``search`` tool result (any number of queries)."""
-    hits: list[SearchHit] = []
-    blocks = re.split(r"^### Query (\d+)[^\n]*\n", text, flags=re.MULTILINE)
-    for i in range(1, len(blocks) - 1, 2):
-        qno = int(blocks[i])
-        body = blocks[i + 1]
-        parts = re.split(r"^\[(\d+)\] (.*)\nURL: (\S+)\n", body, flags=re.MULTILINE)
-        for j in range(1, len(parts) - 3, 4):
-            hits.append(SearchHit(qno, int(parts[j]), parts[j + 1].strip(), parts[j + 2].strip(), parts[j + 3].strip()))
-    return hits
-
-
-@dataclass
-class AccessedPage:
-    url: str
-    title: str
-    content: str | None  # None: not found / error
-
-
-def parse_access_result(text: str) -> list[AccessedPage]:
-    """The pages of an ``access`` tool result, in order."""
-    pages: list[AccessedPage] = []
-    blocks = re.split(r"^### URL \d+(?:: (.*))?\n", text, flags=re.MULTILINE)
-    for i in range(1, len(blocks) - 1, 2):
-        url = (blocks[i] or "").strip()
-        body = blocks[i + 1]
-        m = re.match(r"Title: (.*)\n", body)
-        if not m:
-            pages.append(AccessedPage(url, "", None))
-            continue
-        title = m.group(1).strip()
-        rest = body[m.end():]
-        cm = re.search(r"^(?:Content[^\n]*|Summary[^\n]*):\n", rest, flags=re.MULTILINE)
-        content = rest[cm.end():] if cm else rest
-        pages.append(AccessedPage(url, title, content))
-    return pages
-
-
-@dataclass
-class PageTable:
-    """A table read from page text: the ``## section`` above it, its header and its rows."""
-
-    section: str
-    header: list[str]
-    rows: list[list[str]]
-    page: str = ""
-
-
-def _is_sep(line: str) -> bool:
-    cells = split_row(line)
-    return bool(cells) and all(re.fullmatch(r":?-{2,}:?", c.strip() or "-") for c in cells)
-
-
-def tables_in_text(text: str, page: str = "") -> list[PageTable]:
-    """Markdown tables in page text (as the corpus renders Wikipedia tables), with their sections.
-
-    A run of ``|`` lines whose second line is a separator starts a table; a run without a separator
-    continues the last table of the same section (``access`` may show a long table in pieces); pieces
-    with the same section and header are merged.
-    """
-    tables: list[PageTable] = []
-    section = ""
-    run: list[str] = []
-    after_omission = False  # only "..." (and blank lines) since the last table line
-
-    def close() -> None:
-        nonlocal run
-        if not run:
-            return
-        if len(run) >= 2 and _is_sep(run[1]):
-            header = split_row(run[0])
-            rows = [split_row(r) for r in run[2:] if not _is_sep(r)]
-            last = tables[-1] if tables else None
-            if after_omission and last is not None and last.section == section and last.header == header:
-                last.rows.extend(rows)  # the same table, shown in pieces by ``access``
-            else:
-                tables.append(PageTable(section, header, rows, page))
-        elif tables and tables[-1].section == section:
-            tables[-1].rows.extend(split_row(r) for r in run if not _is_sep(r))
-        run = []
-
-    for line in text.split("\n"):
-        s = line.strip()
-        if s.startswith("|"):
-            run.append(s)
-            continue
-        if run:
-            close()
-            after_omission = True
-        if s in ("", "...", "…"):
-            continue
-        after_omission = False
-        if s.startswith("## "):
-            section = s[3:].strip()
-    close()
-    for t in tables:
-        width = len(t.header)
-        t.rows = [(r + [""] * width)[:width] for r in t.rows]
-    return tables
-
-
-def _section_key(text: str) -> str:
-    return _norm(text.replace(" -- ", ": "))
-
-
-def section_similarity(wanted: str | None, found: str) -> float:
-    if not wanted:
-        return 0.5
-    a, b = _section_key(wanted), _section_key(found)
-    if a == b:
-        return 1.0
-    return difflib.SequenceMatcher(None, a, b).ratio()
-
-
-def map_columns(wanted: Sequence[str], header: Sequence[str]) -> list[int | None]:
-    """For every wanted column, the index of the header cell it names (or None)."""
-    norm_header = [normalize_column_name(h) for h in header]
-    out: list[int | None] = []
-    for col in wanted:
-        n = normalize_column_name(col)
-        if n in norm_header:
-            out.append(norm_header.index(n))
-            continue
-        close = difflib.get_close_matches(n, norm_header, n=1, cutoff=0.8)
-        out.append(norm_header.index(close[0]) if close else None)
-    return out
-
-
-def best_table(tables: Sequence[PageTable], section: str | None, columns: Sequence[str]) -> PageTable | None:
-    """The table that best fits a section label and the wanted columns (None if none has any column)."""
-    best, best_score = None, 0.0
-    for t in tables:
-        cols = reconcile_columns(columns, t.header)
-        mapped = map_columns(cols, t.header)
-        hit = sum(m is not None for m in mapped) / max(1, len(mapped))
-        if hit == 0:
-            continue
-        norm_header = {normalize_column_name(h) for h in t.header}
-        exact = sum(normalize_column_name(c) in norm_header for c in cols) / max(1, len(cols))
-        score = 2.0 * section_similarity(section, t.section) + hit + exact + min(len(t.rows), 100) / 10000
-        if score > best_score:
-            best, best_score = t, score
-    return best
-
-
-def project(table: PageTable, columns: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """The table's rows restricted to ``columns`` (merged fragments, missing columns empty)."""
-    cols = reconcile_columns(columns, table.header)
-    mapped = map_columns(cols, table.header)
-    rows = [[(r[i] if i is not None and i < len(r) else "") for i in mapped] for r in table.rows]
-    return cols, rows
-
-
-# ----------------------------------------------------------------------------------------------
-# Attribute patterns (read from an entity's own page)
-
-_MONTHS = "January|February|March|April|May|June|July|August|September|October|November|December"
-_MON_ABBR = "Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec"
-_DATE = rf"(?:(?:{_MONTHS}|(?:{_MON_ABBR})\.?) \d{{1,2}},? \d{{4}}|\d{{1,2}} (?:{_MONTHS}|(?:{_MON_ABBR})\.?),? \d{{4}})"
-_YEAR = r"(?:1[0-9]\d\d|20[0-3]\d)"
-_DY = rf"(?:{_DATE}|{_YEAR})"
-_DASH = r"\s*(?:[-–—]|to)\s*"
-_NAME = r"[A-Z](?:\.|[\w'’-]+)"
-
-
-def _lead_parens(text: str) -> list[str]:
-    """Parenthesised groups of the first sentence (where Wikipedia writes life dates)."""
-    head = text[:600]
-    first_verb = re.search(r"\s(?:is|was|are|were)\s", head)
-    region = head[: first_verb.start()] if first_verb else head
-    return re.findall(r"\(([^()]*(?:\([^()]*\)[^()]*)*)\)", region)
-
-
-def _year_of(value: str) -> str | None:
-    m = re.search(_YEAR, value)
-    return m.group(0) if m else None
-
-
-def _life_date(
-    text: str, paren_patterns: Sequence[str], text_patterns: Sequence[str], window: int
-) -> str | None:
-    """A birth or death date: first from the lead's parentheses, then from the first ``window`` chars."""
-    for par in _lead_parens(text):
-        found = _first_match(paren_patterns, par)
-        if found:
-            return found
-    return _first_match(text_patterns, text[:window])
-
-
-def _birth(text: str) -> str | None:
-    return _life_date(
-        text,
-        [rf"\bborn\s+(?:on\s+|in\s+)?({_DY})", rf"({_DY}){_DASH}{_DY}"],
-        [rf"\bborn\s+(?:on\s+)?({_DATE})", rf"\bborn\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b"],
-        1500,
-    )
-
-
-def _death(text: str) -> str | None:
-    return _life_date(
-        text,
-        [rf"{_DY}{_DASH}({_DY})", rf"\bdied\s+(?:on\s+|in\s+)?({_DY})"],
-        [rf"\bdied\s+(?:on\s+)?({_DATE})", rf"\bdied\s+(?:in\s+)?(?:[A-Z][\w ,.]*? in\s+)?({_YEAR})\b"],
-        3000,
-    )
-
-
-def _first_match(patterns: Sequence[str], text: str) -> str | None:
-    for p in patterns:
-        m = re.search(p, text)
-        if m:
-            return m.group(1)
-    return None
-
-
-def extract_attribute(key: str, text: str) -> str | None:
-    """The value of attribute ``key`` (see ``ATTRIBUTE_COLUMNS``) in an entity page's text, as the
-    page writes it, or None. Simple first-match patterns, no verification."""
-    if not text:
-        return None
-    if key in ("birth_date", "birth_year"):
-        v = _birth(text)
-        if v is None:
-            return None
-        if key == "birth_year":
-            return _year_of(v)
-        return v if re.fullmatch(_DATE, v) else None
-    if key in ("death_date", "death_year"):
-        v = _death(text)
-        if v is None:
-            return None
-        if key == "death_year":
-            return _year_of(v)
-        return v if re.fullmatch(_DATE, v) else None
-    if key in ("release_year", "publication_year"):
-        return _first_match(
-            [
-                rf"\b(?:is|was) (?:an?|the) ({_YEAR})\b",
-                rf"\b(?:released|published|premiered|issued)\s+(?:in|on)\s+(?:[\w ,]{{0,20}}?)({_YEAR})\b",
-                rf"\bin ({_YEAR})\b",
-            ],
-            text[:2000],
-        )
-    if key == "director":
-        return _first_match([rf"\bdirected by ({_NAME}(?: {_NAME}){{1,3}})"], text[:3000])
-    if key == "founded":
-        return _first_match(
-            [
-                rf"\b(?:founded|established|formed|incorporated|created)\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
-                rf"\b(?:founded|established|formed)\b[^.]{{0,60}}?\b({_YEAR})\b",
-            ],
-            text[:4000],
-        )
-    if key == "opened":
-        return _first_match(
-            [
-                rf"\bopened\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
-                rf"\b(?:opened|completed|built)\b[^.]{{0,60}}?\b({_YEAR})\b",
-            ],
-            text[:4000],
-        )
-    if key == "population":
-        return _first_match(
-            [
-                r"\bpopulation (?:of|was|is|stood at)\s+(?:about |approximately |around |roughly |an estimated )?(\d{1,3}(?:,\d{3})+|\d+)",
-                r"\b(\d{1,3}(?:,\d{3})+|\d{3,})\s+(?:inhabitants|residents|people)\b",
-            ],
-            text[:4000],
-        )
-    if key == "capacity":
-        return _first_match(
-            [
-                r"\bcapacity of\s+(?:about |approximately |around )?(\d{1,3}(?:,\d{3})+|\d+)",
-                r"\b(\d{1,3}(?:,\d{3})+|\d{3,})[- ](?:seat|seater|capacity)\b",
-            ],
-            text[:4000],
-        )
-    return None
-
-
-def render_answer(columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> str:
-    """A final answer: an optional sentence, then the table in a ```markdown block."""
-    table = render_table(list(columns), [list(r) for r in rows])
-    head = f"{note}\n\n" if note else ""
-    return f"{head}```markdown\n{table}\n```"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -915,22 +309,18 @@ class _AgentState:
         spec = self.subtask if self.subtask is not None else None
         if spec is None:  # the single agent: the query itself
             return (yield from self.single_agent())
-        m = re.match(r"Transcribe a table\. Open the Wikipedia page “(.+?)” and copy every row of its (.+?)\. "
-                     r"Report one markdown table with exactly these columns: (.+)\.$", spec, re.S)
+        m = TRANSCRIBE_SUBTASK.match(spec)
         if m:
             section = _section_from_phrase(m.group(2))
             cols = _split_cols(m.group(3))
             header, rows = yield from self.transcribe(m.group(1), section, cols)
             return render_answer(header, rows) if header else f"I could not find the table on “{m.group(1)}”."
-        m = re.match(r"Find a table\. Find the Wikipedia page about (.+?) that has the (.+?) listing (.+?), and copy "
-                     r"every row of that table\. Report one markdown table with exactly these columns: (.+)\.$", spec, re.S)
+        m = FIND_TABLE_SUBTASK.match(spec)
         if m:
             cols = _split_cols(m.group(4))
             header, rows = yield from self.find_table(m.group(1), _section_from_phrase(m.group(2)), cols)
             return render_answer(header, rows) if header else "I could not find the table."
-        m = re.match(r"Look up entities\. For each of these (.+?): (“.+”), find their own Wikipedia page and read "
-                     r"from it: (.+?)\. Report one markdown table with exactly these columns: (.+?); one row per "
-                     r"entity, with the “(.+?)” values", spec, re.S)
+        m = ENTITY_SUBTASK.match(spec)
         if m:
             names = re.findall(r"“([^”]+)”", m.group(2))
             key, attrs = m.group(5), _split_cols(m.group(3))
@@ -1130,47 +520,6 @@ class _AgentState:
         return render_answer(cols, [])
 
 
-def _table_phrase(section: str | None) -> str:
-    return f"“{section}” table" if section else "table"
-
-
-def _section_from_phrase(phrase: str) -> str | None:
-    m = re.search(r"“(.+)”", phrase)
-    return m.group(1) if m else None
-
-
-def _split_cols(text: str) -> list[str]:
-    return [c.strip() for c in text.split(", ") if c.strip()]
-
-
-def _report_blocks(text: str) -> list[str]:
-    """The ``# Result`` texts of a call_subagent tool message, in order."""
-    parts = re.split(r"^# Subtask \d+\n", text, flags=re.MULTILINE)
-    out = []
-    for p in parts[1:]:
-        if "\n# Result\n" in p:
-            out.append(p.split("\n# Result\n", 1)[1].strip())
-        else:
-            out.append("")
-    return out
-
-
-def _answer_from_reports(cols: list[str], reports: Sequence[str | None]) -> str:
-    headers: list[str] = []
-    tables = []
-    for rep in reports:
-        t = extract_table(rep) if rep else None
-        if t is not None:
-            headers.extend(t.header)
-            tables.append(t)
-    final_cols = reconcile_columns(cols, headers)
-    rows = []
-    for t in tables:
-        mapped = map_columns(final_cols, t.header)
-        for r in t.rows:
-            rows.append([(r[m] if m is not None and m < len(r) else "") for m in mapped])
-    return render_answer(final_cols, rows)
-
 
 def _best_hit(name: str, hits: Sequence[SearchHit], context_words: Iterable[str]) -> SearchHit | None:
     """The search hit most likely to be the entity's own page."""
@@ -1270,77 +619,3 @@ class ScriptedBaseline(Policy):
     def end_episode(self, episode_id: str) -> dict:
         self._episodes.pop(episode_id, None)
         return {}
-
-
-class OracleAgent(Policy):
-    """**TESTS OF THE REWARD PATH ONLY — THIS AGENT READS THE GOLD TABLE.**
-
-    Given the task list, it finds the task whose query the lead (or single agent) receives and
-    answers at once with the gold table rendered as markdown (no tool calls). Its score checks that
-    a perfect answer reaches the reward (item F1 1.0); it measures nothing about a policy and must
-    never be reported as a baseline. Subagents (never started by it) would answer with an empty text.
-    """
-
-    def __init__(self, tasks: Iterable[Any]):
-        self._by_query: dict[str, Any] = {}
-        for t in tasks:
-            self._by_query[_TURN_HINT.sub("", str(t.query)).strip()] = t
-
-    def _task_for(self, text: str) -> Any | None:
-        text = _TURN_HINT.sub("", text).strip()
-        if text in self._by_query:
-            return self._by_query[text]
-        for q, t in self._by_query.items():  # the env may have cut a very long query
-            if q.startswith(text) or text.startswith(q):
-                return t
-        return None
-
-    @staticmethod
-    def gold_answer(task: Any) -> str:
-        cols = list(task.display_columns or task.required_columns)
-        rows = [[row.get(c, "") for c in task.required_columns] for row in task.gold]
-        return render_answer(cols, rows)
-
-    def act(self, requests: Sequence[AgentRequest]) -> list[AgentResponse]:
-        out = []
-        for req in requests:
-            user = next((m.get("content") or "" for m in req.new_messages if m.get("role") == "user"), "")
-            task = self._task_for(user) if user and _SUBTASK_MARK not in user else None
-            out.append(AgentResponse(text=self.gold_answer(task) if task is not None else ""))
-        return out
-
-
-# ----------------------------------------------------------------------------------------------
-# Running an episode
-
-
-def run_episode(
-    env: Any,
-    policy: Policy,
-    *,
-    seed: int | None = None,
-    task_id: str | None = None,
-    episode_id: str | None = None,
-    max_steps: int = 100_000,
-) -> dict[str, Any]:
-    """Play one episode of a :class:`~wideseek_env.env.WideSeekEnv` with ``policy`` (one ``act`` call
-    per env step for all acting agents) and return the env's final metrics (``env.last_metrics``)."""
-    options = {"task_id": task_id} if task_id is not None else None
-    obs, infos = env.reset(seed=seed, options=options)
-    eid = episode_id or f"{getattr(env.task, 'id', 'episode')}"
-    policy.reset_episode(eid)
-    steps = 0
-    try:
-        while env.agents and steps < max_steps:
-            reqs = [
-                AgentRequest(eid, a, infos[a]["messages"], infos[a]["tools"], infos[a]["role"])
-                for a in env.agents
-                if infos[a]["acting"]
-            ]
-            responses = policy.act(reqs)
-            actions = {r.agent_id: resp.text for r, resp in zip(reqs, responses)}
-            obs, _, _, _, infos = env.step(actions)
-            steps += 1
-    finally:
-        policy.end_episode(eid)
-    return dict(env.last_metrics or {})
