@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shlex
 import sys
@@ -34,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.baselines import ScriptedBaseline, run_episode  # noqa: E402
+from benchmarks._common import describe_machine  # noqa: E402
 from wideseek_env.config import EnvConfig  # noqa: E402
 from wideseek_env.corpus.local import LocalRetriever  # noqa: E402
 from wideseek_env.env import WideSeekEnv  # noqa: E402
@@ -42,21 +42,6 @@ from wideseek_env.tasks import load_tasks  # noqa: E402
 
 KINDS = ("transcribe", "enrich", "union")
 WIDTHS = (1, 2, 4, 8, 10)
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, nproc {os.cpu_count()}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
-    )
 
 
 def run_setting(retriever, tasks, config: EnvConfig) -> tuple[list[dict], float]:
@@ -166,10 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     kinds = [k for k in KINDS if k in summaries["single-agent"]] + ["all"]
     counts = ", ".join(f"{summaries['single-agent'][k]['n']} {k}" for k in kinds if k != "all")
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])
+    machine = describe_machine(implementation=True)
     lines = [
         "# Scripted baseline: quality and width scaling",
         "",
-        f"Machine: {machine()}. No LLM: `agents.baselines.ScriptedBaseline` (honest: it reads only the "
+        f"Machine: {machine}. No LLM: `agents.baselines.ScriptedBaseline` (honest: it reads only the "
         "query text, the tool results and the column names in the query; never the gold table or the "
         "task's provenance), `WideSeekEnv` with the paper's limits (lead 10 turns, subagent 20, 32k-token "
         "context, search top-3, pages cut to 25,000 chars), default deterministic judge, reward = item F1.",

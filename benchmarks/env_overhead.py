@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 import wideseek_env.evaluation as evaluation  # noqa: E402
 from agents.baselines import ScriptedBaseline  # noqa: E402
 from agents.policy import AgentRequest  # noqa: E402
+from benchmarks._common import describe_machine  # noqa: E402
 from wideseek_env.config import EnvConfig  # noqa: E402
 from wideseek_env.corpus.local import LocalRetriever  # noqa: E402
 from wideseek_env.env import WideSeekEnv, execute_tool_requests  # noqa: E402
@@ -163,14 +164,13 @@ def main(argv: list[str] | None = None) -> int:
               + ", ".join(f"{p} {wall[p]:.2f}s" for p in PARTS), flush=True)
     retriever.close()
 
-    from benchmarks.baselines import machine
-
     cmd = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__, ROOT), *(argv or sys.argv[1:])])
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    machine = describe_machine(implementation=True)
     lines = [
         "# Env overhead per agent turn (scripted baseline, no LLM)",
         "",
-        f"Machine: {machine()}; one process; load average {load:.1f} when it finished (the machine was "
+        f"Machine: {machine}; one process; load average {load:.1f} when it finished (the machine was "
         "shared with other jobs, so this process's CPU time is shown beside the wall time).",
         "",
         f"Workload: {'all ' + str(total) if len(tasks) == total else f'a fixed-seed sample of {len(tasks)} of the {total}'} "

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import sys
 import time
@@ -31,6 +30,9 @@ from wideseek_env.paths import shared_data_dir
 from wideseek_env.tasks import Task, load_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import describe_machine  # noqa: E402
 
 
 def perturbed_answer(task: Task, rng: random.Random) -> str:
@@ -72,21 +74,6 @@ def time_pass(tasks, answers, judge_name: str, compat: str, repeat: int) -> tupl
     return best_cpu, best_wall, mean_f1
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, nproc {os.cpu_count()}, Python {platform.python_version()} "
-        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
@@ -122,9 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Evaluator throughput",
             "",
-            f"Machine: {machine()}. Single process, one core used; the machine was shared "
-            f"with other jobs (load average {os.getloadavg()[0]:.1f} at the end), so CPU time of "
-            "this process is the headline and wall time is shown beside it.",
+            f"Machine: {describe_machine(implementation=True)}. Single process, one core used; the "
+            f"machine was shared with other jobs (load average {os.getloadavg()[0]:.1f} at the end), so "
+            "CPU time of this process is the headline and wall time is shown beside it.",
             "",
             f"Workload: the {len(tasks)} WideSearch tasks ({n_rows:,} gold rows, {n_cells:,} gold cells), "
             "each scored once per pass with `score_answer`; best of "

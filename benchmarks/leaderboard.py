@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from agents.evaluate import read_episodes, select_tasks, summarize  # noqa: E402
-from benchmarks.width_scaling import machine, versions  # noqa: E402
+from benchmarks._common import describe_machine, pct  # noqa: E402
+from benchmarks.width_scaling import versions  # noqa: E402
 from wideseek_env.tasks import load_tasks  # noqa: E402
 
 TASKS = "data/tasks-ottqa/test.jsonl"
@@ -45,10 +46,6 @@ ROWS = [
     ("SmolLM2-135M (vLLM, CPU), single-agent", "llm",
      ["--policy", "vllm", *LLM, "--single-agent", "--out", "data/evals/width-scaling/smollm2-single"]),
 ]
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def main() -> int:
@@ -103,7 +100,8 @@ def main() -> int:
         if r["name"].startswith("scripted"):
             recs = read_episodes(ROOT / r["dir"] / "episodes.jsonl").values()
             same[r["name"]] = summarize(recs, sample, 1)
-    data = {"machine": machine(), "versions": versions(), "rows": rows, "scripted_on_llm_sample": same}
+    data = {"machine": describe_machine(ram=True), "versions": versions(), "rows": rows,
+            "scripted_on_llm_sample": same}
     previous_file.write_text(json.dumps(data, indent=1, default=str) + "\n")
     (out / "leaderboard.md").write_text(render(data))
     print(f"wrote {out / 'leaderboard.md'}")

@@ -28,7 +28,6 @@ import gzip
 import json
 import lzma
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,6 +37,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import describe_machine  # noqa: E402
 
 
 # -- measuring -------------------------------------------------------------------------------------
@@ -161,17 +163,6 @@ def write_derivative(src: Path, out: Path, copies: int) -> dict:
 # -- main ------------------------------------------------------------------------------------------
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    kib = int(open("/proc/meminfo").readline().split()[1])
-    return (f"{cpu}, nproc {os.cpu_count()}, {kib / 2**20:.0f} GiB RAM, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=None, help="scratch directory (default: a temporary one)")
@@ -201,8 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     work = args.work or Path(tempfile.mkdtemp(prefix="wideseek-memory-"))
     work.mkdir(parents=True, exist_ok=True)
-    results: dict = {"machine": machine(), "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]),
-                     "runs": {}}
+    results: dict = {"machine": describe_machine(ram=True),
+                     "command": "python benchmarks/memory.py " + " ".join(argv or sys.argv[1:]), "runs": {}}
     try:
         def build(label: str, source_dir: Path) -> None:
             out = work / f"corpus-{label}"

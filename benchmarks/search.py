@@ -26,15 +26,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +41,10 @@ from wideseek_env.corpus.build import build_corpus, load_manifest
 from wideseek_env.corpus.local import LocalRetriever
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import describe_machine, package_versions  # noqa: E402
+
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ottqa"
 
 
@@ -124,25 +125,10 @@ def recall(result_urls: list[list[str]], gold: list[str]) -> float:
 
 
 def machine() -> dict[str, str]:
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-            if line.startswith("Model name")
-        )
-    except Exception:
-        model = platform.processor() or "unknown"
-    versions = {}
-    for name in ("tantivy", "bm25s", "PyStemmer", "numpy"):
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+    """The machine, the versions of the packages compared, and the load average (taken at the start)."""
     return {
-        "cpu": model,
-        "nproc": str(os.cpu_count()),
-        "python": platform.python_version(),
-        "versions": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "machine": describe_machine(system=None),
+        "versions": package_versions(("tantivy", "bm25s", "PyStemmer", "numpy"), missing="not installed"),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
@@ -312,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command.strip()}` (written by `benchmarks/search.py`; timings are the best of "
         f"{args.repeats} runs after a warm-up).",
         "",
-        f"Machine: {info['cpu']}, nproc {info['nproc']}, Python {info['python']}; {info['versions']}. "
+        f"Machine: {info['machine']}; {info['versions']}. "
         f"Load average at start: {info['load']} (the machine may be shared with other work, which "
         "slows both systems alike; compare the ratios).",
         "",

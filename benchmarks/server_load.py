@@ -32,7 +32,6 @@ import http.client
 import json
 import multiprocessing
 import os
-import platform
 import random
 import re
 import signal
@@ -44,6 +43,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks._common import describe_machine  # noqa: E402
+
 BATCH_SIZES = range(1, 17)
 
 
@@ -189,25 +192,6 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        kib = int(open("/proc/meminfo").readline().split()[1])
-        mem = f", {kib / 2**20:.0f} GiB RAM"
-    except (OSError, ValueError, IndexError):
-        pass
-    return (f"{cpu}, nproc {os.cpu_count()}{mem}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=None, help="built corpus (default: the shared OTT-QA one)")
@@ -298,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
         }
     all_lat = [r[2] * 1000 for r in records if not r[3]]
     result = {
-        "machine": machine(),
+        "machine": describe_machine(ram=True),
         "corpus": {"dir": str(corpus_dir), **manifest["counts"]},
         "clients": args.clients,
         "client_procs": procs,

