@@ -7,12 +7,16 @@
   content, or no corpus at all (reported as not built): never a half-built one that a later run
   or a reader trusts. The next run must finish and equal a clean build.
 - ``wideseek tasks generate`` is killed the same way (mid-analysis, between writing the two task
-  files, between moving them into place); the next run must not reuse anything half-written and
-  must write files byte-identical to a clean run.
+  files, before, between and after moving them into place); ``load_tasks`` must refuse whatever a
+  killed run left half-swapped (the ``.incomplete`` marker) and load only files that ``stats.json``
+  vouches for; the next run must not reuse anything half-written and must write files
+  byte-identical to a clean run. A generated task file edited afterwards (a line removed) is
+  refused by the loader with an error saying how to regenerate it.
 - A corrupt or truncated index (segment files truncated or overwritten, garbage mid-file,
-  ``meta.json`` deleted) or page store (truncated, garbage bytes) gives one ``CorpusNotBuiltError``
-  from ``LocalRetriever`` naming the damaged part and the rebuild command, and ``wideseek search``
-  / ``wideseek access`` exit with status 2 and one error line, no traceback (and no Rust panic).
+  ``meta.json`` deleted) or page store (truncated, garbage bytes), or a missing or corrupt
+  ``manifest.json``, gives one ``CorpusNotBuiltError`` from ``LocalRetriever`` naming the damaged
+  part and the rebuild command, and ``wideseek search`` / ``wideseek access`` exit with status 2
+  and one error line, no traceback (and no Rust panic).
 
 Kill points are set by a small driver that wraps one function of the builder so that the process
 SIGKILLs itself when that function is called for the n-th time, then runs the real CLI.
@@ -36,8 +40,9 @@ import pytest
 
 from wideseek_env.corpus.build import build_corpus, load_manifest
 from wideseek_env.corpus.local import LocalRetriever
-from wideseek_env.errors import CorpusNotBuiltError
+from wideseek_env.errors import CorpusNotBuiltError, TaskFormatError
 from wideseek_env.paths import shared_data_dir
+from wideseek_env.tasks import load_tasks
 
 N_PAGES = 4000
 W = "https://en.wikipedia.org/wiki/"
@@ -73,6 +78,7 @@ owners = {
     "os.rename": (os, "rename"),
     "generate.analyse_columns": (generate, "analyse_columns"),
     "generate._write_jsonl": (generate, "_write_jsonl"),
+    "generate._fsync_dir": (generate, "_fsync_dir"),
     "os.replace": (os, "replace"),
 }
 if target != "none":
@@ -299,36 +305,116 @@ def task_files(out: Path) -> dict[str, bytes]:
     return {name: (out / name).read_bytes() for name in ("train.jsonl", "test.jsonl", "stats.json")}
 
 
-def test_killed_task_generation_is_never_reused_and_the_rerun_is_identical(table_corpus, tmp_path):
+@pytest.fixture(scope="module")
+def clean_tasks(table_corpus, tmp_path_factory) -> Path:
+    """A clean, uninterrupted generation (seed 0) of the table corpus: what every finished run equals."""
     from wideseek_env.tasks.generate import generate_tasks
 
-    want = tmp_path / "want"
-    stats = generate_tasks(table_corpus, want, seed=0, progress=False)
-    assert stats["tasks"]["total"] > 10
-    expected = task_files(want)
+    out = tmp_path_factory.mktemp("fault-tasks") / "want"
+    stats = generate_tasks(table_corpus, out, seed=0, progress=False)
+    assert stats["tasks"]["total"] > 10 and stats["tasks"]["test"]["total"] > 1
+    return out
 
+
+def refused_as_unfinished(out: Path) -> None:
+    """``load_tasks`` refuses the directory and each task file in it, naming it and the fix."""
+    for path in (out, out / "train.jsonl", out / "test.jsonl"):
+        with pytest.raises(TaskFormatError) as info:
+            load_tasks(path)
+        message = str(info.value)
+        assert str(out) in message and "did not finish" in message
+        assert f"wideseek tasks generate --corpus <corpus dir> --out {out}" in message
+
+
+TASK_KILLS = [
+    ("generate.analyse_columns", 40),  # mid-analysis: nothing written yet
+    ("generate._write_jsonl", 1),  # train.jsonl written into .tmp-<pid>, test.jsonl not yet
+    ("os.replace", 0),  # marker written, old stats.json removed, nothing moved yet
+    ("os.replace", 1),  # new train.jsonl in place beside the old test.jsonl
+    ("os.replace", 2),  # both new task files in place, stats.json not yet
+]
+
+
+def test_killed_task_generation_is_never_reused_and_the_rerun_is_identical(table_corpus, clean_tasks, tmp_path):
+    from wideseek_env.tasks.generate import generate_tasks
+
+    expected = task_files(clean_tasks)
     out = tmp_path / "tasks"
     generate_tasks(table_corpus, out, seed=1, progress=False)  # an earlier, complete generation
     earlier = task_files(out)
+    earlier_tasks = load_tasks(out)
     assert earlier != expected
     args = ["tasks", "generate", "--corpus", str(table_corpus), "--out", str(out), "--seed", "0"]
-    for target, after in [("generate.analyse_columns", 40), ("generate._write_jsonl", 1), ("os.replace", 1)]:
+    mixed = False
+    for target, after in TASK_KILLS:
         result = run_cli(args, kill_at=target, after=after, tmp=tmp_path)
         assert result.returncode == -signal.SIGKILL, (target, result.stderr[-2000:])
-        stats_file = out / "stats.json"
-        if stats_file.exists():  # whatever stats.json is there still vouches for the files beside it
+        if target == "os.replace":  # killed while swapping: the marker says the directory is unfinished
+            assert (out / ".incomplete").exists() and not (out / "stats.json").exists()
+            refused_as_unfinished(out)
+            if after == 1:  # the state the marker guards against: new train.jsonl, old test.jsonl
+                assert (out / "train.jsonl").read_bytes() == expected["train.jsonl"]
+                assert (out / "test.jsonl").read_bytes() == earlier["test.jsonl"]
+                mixed = True
+        else:  # killed before anything moved: the earlier files, still vouched for and loadable
+            assert not (out / ".incomplete").exists()
             assert task_files(out) == earlier
-        else:  # killed while moving the new files in: nothing vouches for the mix that is there
-            assert target == "os.replace"
+            assert load_tasks(out) == earlier_tasks
+    assert mixed
     assert run_and_kill_after(args, random.Random(1).uniform(1.0, 2.0)) in (0, -signal.SIGKILL)
+    if (out / ".incomplete").exists():
+        refused_as_unfinished(out)
     result = run_cli(args, tmp=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads(result.stdout)["reused"] is False or task_files(out) == expected
     assert task_files(out) == expected
-    assert list(out.glob(".tmp-*")) == []
+    assert list(out.glob(".tmp-*")) == [] and not (out / ".incomplete").exists()
+    assert load_tasks(out) == load_tasks(clean_tasks)
     # and a further run trusts the finished files
     again = run_cli(args, tmp=tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["reused"] is True
+
+
+def test_a_generation_killed_after_the_swap_is_regenerated_not_reused(table_corpus, clean_tasks, tmp_path):
+    """Killed after stats.json is in place but before the marker is removed: the files are whole, but
+    nothing says so; the loader refuses them and the next run regenerates rather than reuses."""
+    out = tmp_path / "tasks"
+    args = ["tasks", "generate", "--corpus", str(table_corpus), "--out", str(out), "--seed", "0"]
+    # _fsync_dir runs after the marker is written, after the three renames, after the marker's removal.
+    result = run_cli(args, kill_at="generate._fsync_dir", after=1, tmp=tmp_path)
+    assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
+    assert (out / ".incomplete").exists() and task_files(out) == task_files(clean_tasks)
+    refused_as_unfinished(out)
+    result = run_cli(args, tmp=tmp_path)
+    assert result.returncode == 0 and json.loads(result.stdout)["reused"] is False, result.stderr[-2000:]
+    assert task_files(out) == task_files(clean_tasks) and not (out / ".incomplete").exists()
+    assert len(load_tasks(out)) == len(load_tasks(clean_tasks))
+
+
+def test_an_edited_generated_task_file_is_refused(clean_tasks, tmp_path):
+    out = tmp_path / "tasks"
+    shutil.copytree(clean_tasks, out)
+    assert len(load_tasks(out)) == json.loads((out / "stats.json").read_text())["tasks"]["total"]
+    lines = (out / "test.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    (out / "test.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")  # the last task removed
+    for path in (out, out / "test.jsonl"):
+        with pytest.raises(TaskFormatError) as info:
+            load_tasks(path)
+        message = str(info.value)
+        assert str(out / "test.jsonl") in message
+        assert f"holds {len(lines) - 1} tasks where stats.json records {len(lines)}" in message
+        assert "modified or half-written" in message
+        assert f"wideseek tasks generate --corpus <corpus dir> --out {out} --seed 0" in message
+    assert len(load_tasks(out / "train.jsonl")) > 0  # the untouched file still loads on its own
+    # Same count, other bytes: the hash catches it.
+    (out / "test.jsonl").write_text("".join(lines[:-1] + [lines[-1].replace('"query": "', '"query": "X', 1)]),
+                                    encoding="utf-8")
+    with pytest.raises(TaskFormatError, match="SHA-256 differs"):
+        load_tasks(out)
+    # A listed task file that is gone makes the directory incomplete.
+    (out / "test.jsonl").unlink()
+    with pytest.raises(TaskFormatError, match=r"test\.jsonl: missing, but .*stats\.json lists it"):
+        load_tasks(out)
 
 
 # -- corrupt or truncated corpora ---------------------------------------------------------------------
@@ -413,6 +499,15 @@ STORE_DAMAGE = {
     "store-db-deleted": lambda c: (c / "pages.sqlite").unlink(),
 }
 
+MANIFEST_DAMAGE = {  # case -> (mutation, what the message must say)
+    "manifest-deleted": (lambda c: (c / "manifest.json").unlink(), "is incomplete (no manifest.json)"),
+    "manifest-garbage": (lambda c: (c / "manifest.json").write_text("{not json"), "is corrupt"),
+    "manifest-truncated": (
+        lambda c: (c / "manifest.json").write_bytes((c / "manifest.json").read_bytes()[:40]), "is corrupt"
+    ),
+    "manifest-not-an-object": (lambda c: (c / "manifest.json").write_text("[1, 2]\n"), "is corrupt"),
+}
+
 
 def damaged(good: Path, tmp: Path, mutate) -> Path:
     corpus = tmp / "damaged"
@@ -449,6 +544,20 @@ def test_a_damaged_page_store_is_one_clear_error(good_corpus, tmp_path, case):
     assert str(corpus / "pages.sqlite") in message and "wideseek corpus build" in message
 
 
+@pytest.mark.parametrize("case", sorted(MANIFEST_DAMAGE))
+def test_a_missing_or_corrupt_manifest_is_one_clear_error(good_corpus, tmp_path, case):
+    """The manifest is written last by a build: a directory without a readable one is not a corpus,
+    however whole its index and page store look."""
+    mutate, says = MANIFEST_DAMAGE[case]
+    corpus = damaged(good_corpus, tmp_path, mutate)
+    for verify in (True, False):
+        with pytest.raises(CorpusNotBuiltError) as info:
+            LocalRetriever(corpus, threads=1, verify=verify)
+        message = str(info.value)
+        assert str(corpus) in message and says in message
+        assert "wideseek corpus build" in message and f"--out {corpus} --force" in message
+
+
 def test_garbage_inside_the_page_store_is_reported_when_a_page_is_read(good_corpus, tmp_path):
     corpus = damaged(good_corpus, tmp_path, store_garbage(0.5))
     with pytest.raises(CorpusNotBuiltError) as info:
@@ -470,10 +579,14 @@ def cli(*args: str) -> subprocess.CompletedProcess:
         ("meta-deleted", "search"),
         ("store-db-overwritten", "search"),
         ("store-db-garbage-inside", "access"),
+        ("manifest-deleted", "search"),
+        ("manifest-garbage", "access"),
     ],
 )
 def test_cli_on_a_damaged_corpus_exits_2_with_one_line_and_no_traceback(good_corpus, tmp_path, case, command):
-    mutate = STORE_DAMAGE.get(case) or (INDEX_DAMAGE[case][0] if case in INDEX_DAMAGE else store_garbage(0.5))
+    damage = {**{k: v[0] for k, v in INDEX_DAMAGE.items()}, **{k: v[0] for k, v in MANIFEST_DAMAGE.items()},
+              **STORE_DAMAGE}
+    mutate = damage.get(case) or store_garbage(0.5)
     corpus = damaged(good_corpus, tmp_path, mutate)
     if command == "search":
         result = cli("search", "--corpus", str(corpus), "word1 word2", "v1marker")

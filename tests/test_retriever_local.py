@@ -195,26 +195,8 @@ def test_any_text_never_raises(retriever, queries):
 
 
 def test_index_with_a_combined_body_field_is_searched_through_it(tmp_path):
-    import tantivy
-
-    from wideseek_env.corpus.store import PageWriter
-
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("title", stored=True, tokenizer_name="en_stem")
-    builder.add_text_field("text", stored=True, tokenizer_name="en_stem")
-    builder.add_text_field("url", stored=True, tokenizer_name="raw")
-    builder.add_text_field("body", stored=False, tokenizer_name="en_stem")
-    (tmp_path / "index").mkdir()
-    index = tantivy.Index(builder.build(), str(tmp_path / "index"))
-    writer = index.writer(15_000_000, 1)
-    writer.add_document(tantivy.Document(title="Jim Ryun", text="An athlete.", url=W + "Jim_Ryun",
-                                         body="Jim Ryun\nAn athlete."))
-    writer.commit()
-    writer.wait_merging_threads()
-    pages = PageWriter(tmp_path / "pages.sqlite")
-    pages.add_pages([Page(W + "Jim_Ryun", "Jim Ryun", "An athlete.")])
-    pages.close()
-    with LocalRetriever(tmp_path) as r:
+    corpus = build_jsonl_corpus(tmp_path, [{"url": "/wiki/Jim_Ryun", "text": "An athlete."}])
+    with LocalRetriever(corpus) as r:
         assert r._fields == ["body"]
         [hit] = r.search_many(["ryun"], 3)[0]
         assert (hit.title, hit.text) == ("Jim Ryun", "An athlete.")

@@ -247,6 +247,75 @@ def test_directory_loads_every_jsonl(tmp_path):
     assert [t.id for t in load_tasks(tmp_path)] == ["a", "b"]
 
 
+# ----------------------------------------------------- generated directories (stats.json, marker)
+
+
+def write_task_dir(out, *, stats=True):
+    """train.jsonl and test.jsonl, and a stats.json vouching for them as the generator writes it."""
+    import hashlib
+
+    out.mkdir(exist_ok=True)
+    save_tasks([small_task("a"), small_task("b")], out / "train.jsonl")
+    save_tasks([small_task("c")], out / "test.jsonl")
+    if stats:
+        files = {
+            name: {"tasks": n, "sha256": hashlib.sha256((out / name).read_bytes()).hexdigest()}
+            for name, n in (("train.jsonl", 2), ("test.jsonl", 1))
+        }
+        (out / "stats.json").write_text(json.dumps({"params": {"seed": 7}, "files": files}))
+    return out
+
+
+def test_hand_written_task_directory_without_stats_loads(tmp_path):
+    out = write_task_dir(tmp_path / "tasks", stats=False)
+    assert [t.id for t in load_tasks(out)] == ["c", "a", "b"]  # test.jsonl sorts first
+    # A stats.json without a "files" section (not the generator's) vouches for nothing: still loads.
+    (out / "stats.json").write_text(json.dumps({"note": "hand-made"}))
+    assert len(load_tasks(out)) == 3
+    (out / "stats.json").write_text("not json")
+    assert len(load_tasks(out / "train.jsonl")) == 2
+
+
+def test_generated_directory_matching_its_stats_loads(tmp_path):
+    out = write_task_dir(tmp_path / "tasks")
+    assert len(load_tasks(out)) == 3
+    assert [t.id for t in load_tasks(out / "test.jsonl")] == ["c"]
+    save_tasks([small_task("x")], out / "extra.jsonl")  # a file stats.json does not list: not checked
+    assert len(load_tasks(out)) == 4
+
+
+def test_unfinished_generation_marker_is_refused(tmp_path):
+    out = write_task_dir(tmp_path / "tasks")
+    (out / ".incomplete").write_text("")
+    (out / "stats.json").unlink()  # as while the generator swaps its files in
+    for path in (out, out / "train.jsonl", out / "test.jsonl"):
+        with pytest.raises(TaskFormatError) as info:
+            load_tasks(path)
+        assert str(out) in str(info.value) and "did not finish" in str(info.value)
+        assert f"'wideseek tasks generate --corpus <corpus dir> --out {out}'" in str(info.value)
+    (out / ".incomplete").unlink()
+    assert len(load_tasks(out)) == 3
+
+
+def test_task_file_that_does_not_match_its_stats_is_refused(tmp_path):
+    out = write_task_dir(tmp_path / "tasks")
+    (out / "train.jsonl").write_text((out / "train.jsonl").read_text().splitlines(keepends=True)[0])
+    for path in (out, out / "train.jsonl"):
+        with pytest.raises(TaskFormatError) as info:
+            load_tasks(path)
+        message = str(info.value)
+        assert str(out / "train.jsonl") in message and "holds 1 tasks where stats.json records 2" in message
+        assert "modified or half-written" in message and f"--out {out} --seed 7'" in message
+    assert len(load_tasks(out / "test.jsonl")) == 1  # the untouched file still loads on its own
+    save_tasks([small_task("z"), small_task("b")], out / "train.jsonl")  # same count, other content
+    with pytest.raises(TaskFormatError, match="SHA-256 differs from the one stats.json records"):
+        load_tasks(out)
+    (out / "test.jsonl").unlink()
+    (out / "train.jsonl").unlink()
+    with pytest.raises(TaskFormatError, match=r"missing, but .*stats\.json lists it"):
+        load_tasks(out)
+
+
 # ---------------------------------------------------------------------------------- TaskSet
 
 

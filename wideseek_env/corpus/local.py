@@ -49,6 +49,7 @@ from typing import Sequence
 
 import tantivy
 
+from wideseek_env.corpus.build import MANIFEST_FILE, load_manifest
 from wideseek_env.corpus.index import INDEX_DIR, SEARCH_FIELDS, open_index, rebuild_command
 from wideseek_env.corpus.store import PAGES_FILE, PageStore
 from wideseek_env.corpus.types import Hit, Page
@@ -86,15 +87,19 @@ class LocalRetriever:
     """BM25 passage search and page access over a corpus directory built by ``build_corpus``.
 
     Args:
-        corpus_dir: directory with ``index/`` (Tantivy) and ``pages.sqlite``.
+        corpus_dir: a directory built by ``build_corpus``: ``manifest.json``, ``index/`` (Tantivy)
+            and ``pages.sqlite``.
         threads: search threads used by ``search_many`` for batches (default: CPU count, at most 8).
             ``1`` searches in the calling thread.
         dedup_pages: keep only the best passage of each page in a hit list (see the module doc).
         verify: check the index files' checksums when opening (``index.verify_index``; about
             0.4 s for the whole OTT-QA corpus, once per process).
 
-    A corrupt corpus raises ``CorpusNotBuiltError`` (naming the file and the rebuild command) when
-    it is opened, or, for damage found only later (a corrupt page in the store), when it is read.
+    A directory that is not a finished build (no ``manifest.json``: the build writes it last), a
+    manifest that is unreadable or of another format version, or a corrupt corpus raises
+    ``CorpusNotBuiltError`` (naming the directory or file and the rebuild command) when it is
+    opened, or, for damage found only later (a corrupt page in the store), when it is read.
+    ``manifest`` holds the corpus's manifest (``build.load_manifest``).
 
     Thread-safe: ``search_many`` and ``access_many`` may be called from several threads at once.
     Use as a context manager, or call ``close()``.
@@ -114,8 +119,19 @@ class LocalRetriever:
                 f"corpus directory {self.corpus_dir} does not exist; build it with "
                 "'wideseek corpus build --source ... --input ... --out DIR'"
             )
+        # A build writes manifest.json last, so without it this is no finished build (a killed or
+        # hand-made one): say so before reading an index that may be half-written.
+        if not (self.corpus_dir / MANIFEST_FILE).is_file():
+            load_manifest(self.corpus_dir)  # raises CorpusNotBuiltError naming the rebuild command
+        # Damage to the index or the page store is reported naming the part; then the manifest
+        # itself must be readable and of this format version.
         self.index = open_index(self.corpus_dir / INDEX_DIR, verify=verify)
         self.store = PageStore(self.corpus_dir / PAGES_FILE)
+        try:
+            self.manifest = load_manifest(self.corpus_dir)
+        except BaseException:
+            self.store.close()
+            raise
         self.dedup_pages = dedup_pages
         self.threads = max(1, int(threads)) if threads is not None else _default_threads()
         self._searcher = self.index.searcher()

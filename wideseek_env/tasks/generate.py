@@ -45,12 +45,19 @@ split by source table: tasks that share a table are one component (a union task 
 and components go whole to train or test (``test_fraction`` of the tasks, greedily, in a seeded
 order), so no table feeds both splits.
 
-Idempotent and crash-safe: files are written into ``out_dir/.tmp-<pid>/`` and moved into place one
-by one with ``os.replace``, ``stats.json`` last; ``stats.json`` records the corpus fingerprint, the
-parameters, a hash of the generator's code and the SHA-256 of both task files; a later call with
-the same corpus, code, seed and parameters whose files still match does no work (it returns the
-stats with ``"reused": true``). A lock file serialises concurrent calls on one ``out_dir``. Same
-seed -> byte-identical files.
+Idempotent and crash-safe: files are written (and fsynced) into ``out_dir/.tmp-<pid>/``; then the
+marker ``out_dir/.incomplete`` is written and fsynced, the old ``stats.json`` removed, the files
+moved into place one by one with ``os.replace`` (``stats.json`` last), and the marker removed. A
+process killed at any point leaves the previous or the new files with their ``stats.json``, or the
+marker: while the files are being swapped the directory may hold a new ``train.jsonl`` beside an
+old ``test.jsonl``, and the marker says so. :func:`~wideseek_env.tasks.loaders.load_tasks` refuses
+a directory holding the marker, or a task file that does not match the count and SHA-256 that
+``stats.json`` records for it, with an error saying how to regenerate it. ``stats.json`` records
+the corpus fingerprint, the parameters, a hash of the generator's code and the count and SHA-256 of
+both task files; a later call with the same corpus, code, seed and parameters whose files still
+match, and no marker, does no work (it returns the stats with ``"reused": true``); any other call
+regenerates everything (and removes leftover ``.tmp-*`` directories). A lock file serialises
+concurrent calls on one ``out_dir``. Same seed -> byte-identical files.
 """
 
 from __future__ import annotations
@@ -89,6 +96,7 @@ from wideseek_env.tasks.columns import (
     preprocessed,
     _POOR_KEYS,
 )
+from wideseek_env.tasks.loaders import INCOMPLETE_MARKER
 from wideseek_env.tasks.schema import ColumnSpec, Task, normalize_column_name
 
 GENERATOR = "wideseek_env.tasks.generate"
@@ -786,6 +794,8 @@ def _sha256(path: Path) -> str:
 
 
 def _reusable(out_dir: Path, params: dict) -> dict | None:
+    if (out_dir / INCOMPLETE_MARKER).exists():  # a killed generation's files: never trusted
+        return None
     try:
         stats = json.loads((out_dir / STATS_FILE).read_text(encoding="utf-8"))
         if stats.get("params") != params:
@@ -999,10 +1009,37 @@ def _write_outputs(out_dir: Path, train: list[Task], test: list[Task], stats: di
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        # stats.json last: it vouches (by hash) for the task files beside it.
+        # From the first replace until stats.json is in place, the directory may hold a new
+        # train.jsonl beside an old test.jsonl: the marker (durable before anything moves) says so,
+        # and the loader and _reusable refuse a directory that holds it.
+        marker = out_dir / INCOMPLETE_MARKER
+        with open(marker, "w", encoding="utf-8") as f:
+            f.write("wideseek tasks generate was moving new task files into this directory; while "
+                    "this file exists that did not finish: run it again\n")
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(out_dir)
+        # stats.json last: it vouches (by count and hash) for the task files beside it.
         (out_dir / STATS_FILE).unlink(missing_ok=True)
         os.replace(tmp / TRAIN_FILE, out_dir / TRAIN_FILE)
         os.replace(tmp / TEST_FILE, out_dir / TEST_FILE)
         os.replace(tmp / STATS_FILE, out_dir / STATS_FILE)
+        _fsync_dir(out_dir)  # the renames are durable before the marker goes
+        marker.unlink()
+        _fsync_dir(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames, new and removed files) to disk, where the OS allows."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # not supported for directories here
+        pass
+    finally:
+        os.close(fd)

@@ -19,12 +19,27 @@
 ``*.jsonl`` in it, sorted). Any problem (unreadable file, undecodable bytes, invalid JSON, missing
 fields, a gold CSV missing or lacking a required column, duplicate ids) raises
 :class:`~wideseek_env.errors.TaskFormatError` naming the file and line.
+
+Output of ``wideseek tasks generate`` (:mod:`.generate`) is checked before it is read, whether the
+directory or one of its files is given:
+
+- a directory holding the generator's marker ``.incomplete`` is refused: a generation was moving its
+  files into place and did not finish, so ``train.jsonl`` and ``test.jsonl`` may come from two
+  different runs;
+- when the directory's ``stats.json`` has a ``"files"`` section, each task file it lists (that is
+  being loaded) must hold the recorded number of tasks and have the recorded SHA-256 (a few MB: a
+  few milliseconds), and, when the directory is given, be present; a file that was edited,
+  truncated or half-written is refused.
+
+Both errors name the directory and the command that regenerates it. A directory with neither
+``stats.json`` nor the marker (hand-written task files) loads as before.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import hashlib
 import io
 import json
 import random
@@ -42,6 +57,10 @@ from wideseek_env.tasks.schema import (
 )
 
 FORMATS = ("wideseek", "widesearch", "wideseek-r1")
+# Written by the task generator before it moves new files into a directory, removed once stats.json
+# (which vouches for them) is in place: while it exists the directory may mix two generations.
+INCOMPLETE_MARKER = ".incomplete"
+GENERATION_STATS = "stats.json"
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -128,10 +147,12 @@ def load_tasks(path: str | Path) -> list[Task]:
     """All tasks of a file or directory, in file order (see the module docstring)."""
     path = Path(path)
     if path.is_dir():
+        _check_generated(path, None)
         files = sorted(path.glob("*.jsonl"))
         if not files:
             raise TaskFormatError(f"{path}: directory holds no *.jsonl task file")
     elif path.exists():
+        _check_generated(path.parent, path)
         files = [path]
     else:
         raise TaskFormatError(f"{path}: no such task file")
@@ -146,6 +167,67 @@ def load_tasks(path: str | Path) -> list[Task]:
             where[task.id] = location
             tasks.append(task)
     return tasks
+
+
+def _regenerate_hint(directory: Path, stats: dict | None = None) -> str:
+    seed = None
+    params = (stats or {}).get("params")
+    if isinstance(params, dict) and isinstance(params.get("seed"), int):
+        seed = params["seed"]
+    command = f"wideseek tasks generate --corpus <corpus dir> --out {directory}"
+    if seed is not None:
+        command += f" --seed {seed}"
+    return f"regenerate the tasks with '{command}'"
+
+
+def _check_generated(directory: Path, only: Path | None) -> None:
+    """Refuse the output of a task generation that did not finish, or whose files changed since.
+
+    ``directory`` is a task directory (``only`` None: every file ``stats.json`` lists is checked and
+    must exist) or the directory of the one task file ``only`` being loaded. See the module doc.
+    """
+    if (directory / INCOMPLETE_MARKER).exists():
+        raise TaskFormatError(
+            f"{directory}: a task generation into this directory did not finish (it holds "
+            f"{INCOMPLETE_MARKER}), so its task files may be half-written or from two different runs; "
+            f"{_regenerate_hint(directory)}"
+        )
+    stats_path = directory / GENERATION_STATS
+    if not stats_path.is_file():
+        return
+    try:
+        stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # not readable as the generator's stats: nothing vouches for or against the files
+    files = stats.get("files") if isinstance(stats, dict) else None
+    if not isinstance(files, dict):
+        return
+    for name, info in files.items():
+        if not isinstance(name, str) or not isinstance(info, dict) or Path(name).name != name:
+            continue  # only plain file names beside stats.json are the generator's
+        file = directory / name
+        if only is not None and file.name != only.name:
+            continue
+        if not file.is_file():
+            raise TaskFormatError(
+                f"{file}: missing, but {stats_path} lists it (the generated task set is incomplete); "
+                f"{_regenerate_hint(directory, stats)}"
+            )
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            raise TaskFormatError(f"{file}: cannot read: {exc.strerror or exc}") from None
+        problem = None
+        count = sum(1 for line in raw.split(b"\n") if line.strip())
+        if isinstance(info.get("tasks"), int) and count != info["tasks"]:
+            problem = f"holds {count} tasks where {stats_path.name} records {info['tasks']}"
+        elif isinstance(info.get("sha256"), str) and hashlib.sha256(raw).hexdigest() != info["sha256"]:
+            problem = f"its SHA-256 differs from the one {stats_path.name} records"
+        if problem:
+            raise TaskFormatError(
+                f"{file}: {problem}: the file was modified or half-written after 'wideseek tasks "
+                f"generate' wrote it; {_regenerate_hint(directory, stats)}"
+            )
 
 
 def _load_file(path: Path) -> Iterator[tuple[str, Task]]:
