@@ -24,7 +24,9 @@ class HFPolicy(ChatTokenPolicy):
     ``model`` is a model directory / hub-style name or a loaded ``PreTrainedModel``; ``tokenizer`` likewise
     (default: loaded from the model directory). ``max_model_len`` defaults to the model's
     ``max_position_embeddings``. ``batch_size`` caps how many sequences one ``generate`` call runs.
-    ``seed`` seeds torch once at construction (HF sampling has no per-request seed).
+    ``seed``: HF sampling has no per-request seed, so each ``generate`` call seeds torch from the
+    per-request seeds of its batch (derived from ``seed``, episode, agent and turn): the same requests
+    batched the same way sample the same tokens, in any process. ``None`` leaves torch's RNG alone.
     """
 
     def __init__(
@@ -98,7 +100,7 @@ class HFPolicy(ChatTokenPolicy):
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             s = r.sampling
-            key = (s.temperature, s.top_p, s.top_k, s.stop_token_ids)
+            key = (s.temperature, s.top_p, s.top_k, s.stop_token_ids, s.min_tokens)
             groups.setdefault(key, []).append(i)
         for key, idx in groups.items():
             step = self.batch_size or len(idx)
@@ -128,11 +130,15 @@ class HFPolicy(ChatTokenPolicy):
             output_logits=self.logprobs_mode == "raw",
             output_scores=self.logprobs_mode == "processed",
         )
+        if s.min_tokens:
+            gen_kwargs["min_new_tokens"] = min(s.min_tokens, *(r.sampling.max_tokens for r in reqs))
         if s.temperature <= 0:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         else:
             gen_kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p,
                               top_k=s.top_k if s.top_k and s.top_k > 0 else None)
+        if all(r.seed is not None for r in reqs):
+            torch.manual_seed(hash(tuple(r.seed for r in reqs)) & 0x7FFFFFFF)
         was_training = self.model.training
         self.model.eval()
         try:

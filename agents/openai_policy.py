@@ -181,6 +181,8 @@ class OpenAIPolicy(ChatTokenPolicy):
             payload["top_k"] = s.top_k
         if s.stop_token_ids:
             payload["stop_token_ids"] = list(s.stop_token_ids)
+        if s.min_tokens:  # a vLLM extension of the OpenAI API
+            payload["min_tokens"] = min(s.min_tokens, s.max_tokens)
         if r.seed is not None:
             payload["seed"] = r.seed
         try:

@@ -32,6 +32,14 @@ Context overflow: a prompt that leaves no room for a single generated token (``m
 ``AgentResponse(text="", error="context_length", finish_reason="context_length")``; nothing is appended
 to the buffer, and the env / rollout runner marks the agent failed. Otherwise ``max_tokens`` is clipped
 to the room left, and a cut generation has ``finish_reason="length"``.
+
+Out of memory: when the backend raises an out-of-memory error (:func:`is_out_of_memory`) for a batch, the
+batch is split in two and each half retried, down to single prompts; a prompt that fails alone yields
+``AgentResponse(text="", error="out_of_memory", finish_reason="error")`` (nothing appended, the agent is
+marked failed by the rollout runner) while the rest of the batch is answered. So an OOM costs the agents
+that cannot fit, never the run. (vLLM reserves its KV cache when the engine starts and preempts
+sequences rather than failing when it is full; what it can still raise — a dead engine — is not an OOM
+of one batch and propagates.)
 """
 
 from __future__ import annotations
@@ -47,6 +55,27 @@ from agents.trajectory import Trajectory, Turn
 log = logging.getLogger(__name__)
 
 CONTEXT_LENGTH_ERROR = "context_length"
+OUT_OF_MEMORY_ERROR = "out_of_memory"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is a backend running out of memory: ``MemoryError``, ``torch.OutOfMemoryError``
+    (``torch.cuda.OutOfMemoryError`` is the same class), or a ``RuntimeError`` whose message says so
+    (older torch builds and some CPU allocators)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def _release_cached_memory() -> None:
+    """Give cached accelerator memory back after an OOM so that the retry of a smaller batch can use it."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass
@@ -77,6 +106,10 @@ class SamplingConfig:
     top_k: int = -1
     max_tokens: int = 1024
     stop_token_ids: tuple[int, ...] = ()
+    #: Generate at least this many tokens before an end-of-sequence may stop the generation (vLLM's
+    #: ``min_tokens``, transformers' ``min_new_tokens``). Benchmarks set it to ``max_tokens`` so every
+    #: generation has the same length; training and evaluation leave it at 0.
+    min_tokens: int = 0
 
 
 def resolve_sampling(
@@ -291,6 +324,23 @@ class ChatTokenPolicy(Policy):
         h = hashlib.blake2b(f"{self.seed}|{req.episode_id}|{req.agent_id}|{turn}".encode(), digest_size=8)
         return int.from_bytes(h.digest(), "little") & 0x7FFFFFFF
 
+    def _generate_fitting(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """:meth:`_generate`, halving the batch on out-of-memory errors (see the module docstring)."""
+        try:
+            return self._generate(requests)
+        except Exception as exc:  # noqa: BLE001 - only OOMs are handled, the rest re-raised
+            if not is_out_of_memory(exc):
+                raise
+            oom = exc
+        _release_cached_memory()
+        if len(requests) == 1:
+            log.warning("the backend ran out of memory on a single prompt of %d tokens: %s",
+                        len(requests[0].prompt_ids), oom)
+            return [Generation([], None, "error", error=OUT_OF_MEMORY_ERROR)]
+        half = len(requests) // 2
+        log.warning("the backend ran out of memory on a batch of %d prompts; retrying in halves", len(requests))
+        return self._generate_fitting(requests[:half]) + self._generate_fitting(requests[half:])
+
     # ------------------------------------------------------------------ act
     def act(self, requests: Sequence[AgentRequest]) -> list[AgentResponse]:
         seen: set[tuple[str, str]] = set()
@@ -328,7 +378,7 @@ class ChatTokenPolicy(Policy):
             gen_req = GenerationRequest(state.ids + delta_ids, sampling, self._request_seed(req, state.turn))
             pending.append((i, state, new, delta_ids, gen_req))
 
-        generations = self._generate([p[-1] for p in pending]) if pending else []
+        generations = self._generate_fitting([p[-1] for p in pending]) if pending else []
         if len(generations) != len(pending):
             raise RuntimeError(f"backend returned {len(generations)} generations for {len(pending)} prompts")
         for (i, state, new, delta_ids, gen_req), gen in zip(pending, generations):

@@ -8,8 +8,11 @@ batched too (``step_collect`` -> ``execute_tool_requests`` -> ``step_apply``, se
 What the runner attaches to the trajectories the policy recorded (``policy.end_episode``):
 
 - ``Trajectory.reward`` = the shared episode reward; ``Trajectory.failed`` / ``error`` for agents that
-  hit a turn or context limit (from ``env.last_record``) or whose prompt overflowed the model's context
-  (the policy's ``context_length`` error; the env then receives the empty text for that agent);
+  hit a turn or context limit (from ``env.last_record``) or whose generation failed in the policy (its
+  ``AgentResponse.error``: ``context_length`` when the prompt overflowed the model's context,
+  ``out_of_memory`` when the backend could not fit it even alone, a request error of a remote server).
+  The env then receives the empty text for that agent: a subagent's empty report, or the lead's empty
+  final answer (reward 0). The episode finishes, counted in ``metrics["policy_errors"]``; the run goes on;
 - ``Rollout.answer_parsed`` = the env's ``metrics["answer_parsed"]`` and not truncated; ``metrics`` = the
   env's end-of-episode metrics.
 
@@ -141,7 +144,7 @@ def iter_episodes(
         policy.reset_episode(job.episode_id)
         started = time.perf_counter()
         _, infos = env.reset(seed=job.seed, options={"task_id": job.task_id})
-        return {"env": env, "job": job, "infos": infos, "overflow": set(), "errors": Counter(),
+        return {"env": env, "job": job, "infos": infos, "failed": {}, "errors": Counter(),
                 "final": None, "steps": 0, "started": started}
 
     while queue or live:
@@ -163,8 +166,7 @@ def iter_episodes(
             actions[id(s)][agent] = resp.text
             if resp.error:
                 s["errors"][str(resp.error)] += 1
-            if resp.error == "context_length":
-                s["overflow"].add(agent)
+                s["failed"].setdefault(agent, str(resp.error))
         tool_reqs = [s["env"].step_collect(actions[id(s)]) for s in live]
         flat = execute_tool_requests([r for rs in tool_reqs for r in rs])
         i = 0
@@ -204,9 +206,9 @@ def _finish(s: dict[str, Any], policy: Policy) -> EpisodeResult:
         if rec is not None and rec.failed:
             traj.failed = True
             traj.error = rec.failure or "failed"
-        if agent in s["overflow"]:
+        if agent in s["failed"]:
             traj.failed = True
-            traj.error = "context_length"
+            traj.error = s["failed"][agent]
         traj.info.setdefault("task_id", job.task_id)
     metrics["subagents_spawned"] = metrics.get("subagents_spawned", max(len(trajs) - 1, 0))
     metrics["policy_errors"] = dict(sorted(s["errors"].items()))

@@ -154,6 +154,7 @@ class VLLMPolicy(ChatTokenPolicy):
             top_p=s.top_p if s.temperature > 0 else 1.0,
             top_k=s.top_k if s.top_k and s.top_k > 0 else 0,
             max_tokens=s.max_tokens,
+            min_tokens=min(s.min_tokens, s.max_tokens),
             stop_token_ids=list(s.stop_token_ids) or None,
             logprobs=0,
             seed=r.seed if self.per_request_seed else None,
@@ -238,6 +239,10 @@ class VLLMPolicy(ChatTokenPolicy):
         self.llm.reset_prefix_cache()
 
     def close(self) -> None:
+        """Shut the engine down. With the in-process engine (the CPU default) this also tears down vLLM's
+        process-wide parallel state, so another in-process engine still open in the same process stops
+        working ("pipeline model parallel group is not initialized"): keep one engine per process, or
+        close the others last."""
         llm = getattr(self, "llm", None)
         if llm is None:
             return

@@ -20,9 +20,10 @@ from agents.models import tiny_test_model  # noqa: E402
 from agents.openai_policy import OpenAIPolicy, VLLMServer  # noqa: E402
 from agents.policy import AgentRequest, SamplingConfig  # noqa: E402
 
-from llm_helpers import TOOLS, check_length as _check_length, start_messages as _start  # noqa: E402
+from llm_helpers import TOOLS, RecordingEnv, assert_trajectories_round_trip  # noqa: E402
+from llm_helpers import check_length as _check_length, start_messages as _start  # noqa: E402
 
-MAX_LEN = 400
+MAX_LEN = 2048  # room for the env's lead prompt (about 1,500 tiny-model tokens)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def test_multi_turn_append_only(policy):
 
 def test_context_overflow_local_and_from_server(policy, server):
     policy.act([AgentRequest("ov", "a", _start(0), TOOLS)])
-    huge = [{"role": "tool", "content": "word " * 300}]
+    huge = [{"role": "tool", "content": "word " * MAX_LEN}]
     r = policy.act([AgentRequest("ov", "a", huge, TOOLS)])[0]
     assert r.error == "context_length" and r.text == ""
     policy.end_episode("ov")
@@ -115,8 +116,19 @@ def test_chat_mode(server):
         assert r.error is None
         assert [m["role"] for m in pol._chat["c"]["a0"]["messages"]] == [
             "system", "user", "assistant", "tool", "assistant"]
-        r = pol.act([AgentRequest("c", "a0", [{"role": "tool", "content": "word " * 300}], TOOLS)])[0]
+        r = pol.act([AgentRequest("c", "a0", [{"role": "tool", "content": "word " * MAX_LEN}], TOOLS)])[0]
         assert r.error == "context_length"
         assert pol.end_episode("c") == {}
     finally:
         pol.close()
+
+
+def test_drives_real_episodes_and_trajectories_round_trip(policy, generated_tasks, ottqa_retriever):
+    from agents.rollout import collect_rollouts
+
+    tasks = generated_tasks["test"][:2]
+    record = RecordingEnv(ottqa_retriever, tasks)
+    rollouts = collect_rollouts(record, policy, [t.id for t in tasks], group_size=2, seed=3)
+    assert [r.group_id for r in rollouts] == [t.id for t in tasks for _ in range(2)]
+    assert all(0.0 <= r.reward <= 1.0 and "lead" in r.trajectories for r in rollouts)
+    assert_trajectories_round_trip(rollouts, policy.tokenizer, record.received, seed=3)

@@ -20,9 +20,10 @@ from agents.models import tiny_test_model  # noqa: E402
 from agents.policy import AgentRequest, SamplingConfig  # noqa: E402
 from agents.vllm_policy import VLLMPolicy  # noqa: E402
 
-from llm_helpers import TOOLS, check_length as _check_length, start_messages as _start  # noqa: E402
+from llm_helpers import TOOLS, RecordingEnv, assert_trajectories_round_trip  # noqa: E402
+from llm_helpers import check_length as _check_length, start_messages as _start  # noqa: E402
 
-MAX_LEN = 400
+MAX_LEN = 2048  # room for the env's lead prompt (about 1,500 tiny-model tokens)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def test_greedy_role_and_stop_tokens(policy):
 def test_context_overflow_is_an_error_response(policy):
     policy.act([AgentRequest("ov", "a", _start(0), TOOLS)])
     before = policy.token_buffer("ov", "a")
-    out = policy.act([AgentRequest("ov", "a", [{"role": "tool", "content": "word " * 300}], TOOLS),
+    out = policy.act([AgentRequest("ov", "a", [{"role": "tool", "content": "word " * MAX_LEN}], TOOLS),
                       AgentRequest("ov", "b", _start(1), TOOLS)])
     assert out[0].error == "context_length" and out[0].text == "" and out[0].response_ids is None
     assert out[1].error is None
@@ -127,7 +128,7 @@ def test_context_overflow_is_an_error_response(policy):
     assert policy.token_buffer("ov", "a") == before
     # A prompt that leaves less room than max_tokens is cut at the context length.
     state = policy._episodes["ov"]["b"]
-    for n in range(200, 0, -1):
+    for n in range(MAX_LEN, 0, -1):
         near = [{"role": "tool", "content": "word " * n}]
         room = MAX_LEN - len(state.ids) - len(policy._encode(policy._render_delta(state, near)))
         if room >= 3:
@@ -162,7 +163,20 @@ def test_load_weights_from_dir_and_state_dict(policy, tiny, hf_model, tmp_path):
     assert r.logprobs == pytest.approx(_teacher_forced(hf_model, r.prompt_ids, r.response_ids), abs=2e-3)
 
 
+def test_drives_real_episodes_and_trajectories_round_trip(policy, generated_tasks, ottqa_retriever):
+    from agents.rollout import collect_rollouts
+
+    tasks = generated_tasks["test"][:2]
+    record = RecordingEnv(ottqa_retriever, tasks)
+    rollouts = collect_rollouts(record, policy, [t.id for t in tasks], group_size=2, seed=3)
+    assert [r.group_id for r in rollouts] == [t.id for t in tasks for _ in range(2)]
+    assert all(0.0 <= r.reward <= 1.0 and "lead" in r.trajectories for r in rollouts)
+    assert_trajectories_round_trip(rollouts, policy.tokenizer, record.received, seed=3)
+
+
 def test_smollm2_generation():
+    """Last in the module: closing a second in-process engine tears down vLLM's process-wide parallel
+    state, which the module's engine needs (see VLLMPolicy.close)."""
     pytest.importorskip("gguf")
     from agents.models import smollm2_model_dir
 
@@ -178,3 +192,4 @@ def test_smollm2_generation():
     finally:
         pol.close()
     assert r.error is None and 1 <= len(r.response_ids) <= 8 and "Paris" in r.text
+

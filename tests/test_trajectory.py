@@ -178,3 +178,37 @@ def test_non_prefix_stable_template_falls_back(tokenizer):
     strict.act([AgentRequest("e", "a", _start())])
     with pytest.raises(TemplateError):
         strict.act([AgentRequest("e", "a", [{"role": "user", "content": "more"}])])
+
+
+class MemoryBoundPolicy(FakePolicy):
+    """A backend with room for ``budget`` prompt tokens per batch: a bigger batch raises ``exc``."""
+
+    def __init__(self, tokenizer, budget, exc=MemoryError, **kw):
+        super().__init__(tokenizer, **kw)
+        self.budget, self.exc, self.sizes = budget, exc, []
+
+    def _generate(self, requests):
+        self.sizes.append(len(requests))
+        if sum(len(r.prompt_ids) for r in requests) > self.budget:
+            raise self.exc("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return super()._generate(requests)
+
+
+def test_out_of_memory_halves_the_batch_and_fails_only_what_cannot_fit(tokenizer):
+    pol = MemoryBoundPolicy(tokenizer, budget=10**6, max_model_len=4096)
+    sizes = [len(r.prompt_ids) for r in pol.act([AgentRequest("m", f"a{i}", _start(i), TOOLS) for i in range(4)])]
+    huge = [{"role": "system", "content": "x " * 600}, {"role": "user", "content": "Find it."}]
+    pol = MemoryBoundPolicy(tokenizer, budget=2 * max(sizes), exc=RuntimeError, max_model_len=4096)
+    reqs = [AgentRequest("m", f"a{i}", _start(i), TOOLS) for i in range(4)] + [AgentRequest("m", "big", huge)]
+    out = pol.act(reqs)
+    assert pol.sizes[0] == 5 and pol.sizes[1:3] == [2, 3]  # halves, then halves of halves
+    assert [r.error for r in out] == [None] * 4 + ["out_of_memory"]
+    assert out[4].text == "" and out[4].finish_reason == "error"
+    assert "big" not in pol.trajectories("m") and len(pol.trajectories("m")) == 4
+
+
+def test_errors_other_than_out_of_memory_propagate(tokenizer):
+    pol = MemoryBoundPolicy(tokenizer, budget=0, exc=ValueError, max_model_len=4096)
+    with pytest.raises(ValueError):
+        pol.act([AgentRequest("m", "a", _start())])
+    assert pol.sizes == [1]
