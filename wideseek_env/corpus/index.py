@@ -27,7 +27,6 @@ import tantivy
 from wideseek_env.errors import CorpusNotBuiltError
 
 INDEX_DIR = "index"
-SEARCH_FIELDS = ["title", "text"]
 
 
 def passage_schema() -> tantivy.Schema:

@@ -18,17 +18,17 @@ Query handling (LLM-written queries are messy):
   pathological query;
 - an empty, whitespace-only or punctuation-only query gives ``[]``, never an error.
 
-Fields and weights. Every word is matched against the page title and the passage text; the BM25
-scores of the two fields add up, with the title's weighted by ``TITLE_WEIGHT`` (0.3). Tantivy scores
-each field on its own, and titles are a few words long, so an unweighted title match outweighs many
-text matches. Measured on the whole OTT-QA corpus (2,000 queries each; recall@5 of the page the
-query came from), for "passage-word" queries (8-12 consecutive words of a passage) and "entity"
-queries (a page title plus two words of its text):
+Fields. Every word is matched against one unstored ``body`` field holding the page title and the
+passage text together, as bm25s indexes them. Measured on the whole OTT-QA corpus (2,000 queries each;
+recall@5 of the page the query came from), for "passage-word" queries (8-12 consecutive words of a
+passage) and "entity" queries (a page title plus two words of its text):
 
-- title weight 1: 0.79 / 0.999; text only: 0.93 / 0.94; title weight 0.3: 0.93 / 0.987;
+- separate title and text fields, scores added: title weight 1: 0.79 / 0.999; text only: 0.93 / 0.94;
+  title weight 0.3: 0.93 / 0.987 (Tantivy scores each field on its own, and titles are a few words
+  long, so an unweighted title match outweighs many text matches);
 - bm25s, which indexes title + text as one field: 0.939 / 0.995;
-- a ``body`` field holding title + text (as bm25s does): 0.941 / 0.996. When the index has a
-  ``body`` field, search uses it alone.
+- the ``body`` field (corpus format 2): 0.941 / 0.996. Format-1 corpora (title and text only) are
+  refused by ``build.load_manifest`` with the rebuild command.
 
 Hits are deduplicated by page by default (``dedup_pages=True``): each page appears at most once in
 a hit list, with its best passage. The index holds ~100-word passages, and a page's passages often
@@ -50,7 +50,7 @@ from typing import Sequence
 import tantivy
 
 from wideseek_env.corpus.build import MANIFEST_FILE, load_manifest
-from wideseek_env.corpus.index import INDEX_DIR, SEARCH_FIELDS, open_index, rebuild_command
+from wideseek_env.corpus.index import INDEX_DIR, open_index, rebuild_command
 from wideseek_env.corpus.store import PAGES_FILE, PageStore
 from wideseek_env.corpus.types import Hit, Page
 from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url
@@ -58,8 +58,7 @@ from wideseek_env.errors import CorpusNotBuiltError
 
 MAX_QUERY_TERMS = 32
 MAX_K = 100
-TITLE_WEIGHT = 0.3
-BODY_FIELD = "body"  # title + passage text in one field, when the index has it
+BODY_FIELD = "body"  # title + passage text in one field (corpus format 2)
 
 _WORD = re.compile(r"\w+")
 
@@ -135,11 +134,6 @@ class LocalRetriever:
         self.dedup_pages = dedup_pages
         self.threads = max(1, int(threads)) if threads is not None else _default_threads()
         self._searcher = self.index.searcher()
-        try:
-            self.index.parse_query("probe", [BODY_FIELD])
-            self._fields, self._boosts = [BODY_FIELD], None
-        except ValueError:  # the index has no combined field: title and text, title down-weighted
-            self._fields, self._boosts = list(SEARCH_FIELDS), {"title": TITLE_WEIGHT}
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._pool_busy = False  # a search_many call is using the pool
@@ -179,11 +173,9 @@ class LocalRetriever:
         if not text:
             return None
         try:
-            if self._boosts:
-                return self.index.parse_query(text, self._fields, field_boosts=self._boosts)
-            return self.index.parse_query(text, self._fields)
+            return self.index.parse_query(text, [BODY_FIELD])
         except ValueError:  # cannot happen for plain words; be safe rather than raise on agent text
-            parsed, _errors = self.index.parse_query_lenient(text, self._fields)
+            parsed, _errors = self.index.parse_query_lenient(text, [BODY_FIELD])
             return parsed
 
     def _search_one(self, searcher: tantivy.Searcher, query: str, k: int) -> list[Hit]:
