@@ -68,3 +68,15 @@ def assert_trajectories_round_trip(rollouts, tokenizer, received, seed: int = 0)
             assert sum(traj.loss_mask) == sum(len(t.response_ids) for t in traj.turns)
             turns += len(traj.turns)
     assert turns > 0
+
+
+def check_real_episodes_round_trip(policy, tasks, retriever, seed: int = 3) -> None:
+    """Two real episodes of each of ``tasks`` through :func:`agents.rollout.collect_rollouts`: grouped by
+    task, rewards in [0, 1], and every trajectory round-trips (:func:`assert_trajectories_round_trip`)."""
+    from agents.rollout import collect_rollouts
+
+    record = RecordingEnv(retriever, tasks)
+    rollouts = collect_rollouts(record, policy, [t.id for t in tasks], group_size=2, seed=seed)
+    assert [r.group_id for r in rollouts] == [t.id for t in tasks for _ in range(2)]
+    assert all(0.0 <= r.reward <= 1.0 and "lead" in r.trajectories for r in rollouts)
+    assert_trajectories_round_trip(rollouts, policy.tokenizer, record.received, seed=seed)

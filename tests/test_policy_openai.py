@@ -20,7 +20,7 @@ from agents.models import tiny_test_model  # noqa: E402
 from agents.openai_policy import OpenAIPolicy, VLLMServer  # noqa: E402
 from agents.policy import AgentRequest, SamplingConfig  # noqa: E402
 
-from llm_helpers import TOOLS, RecordingEnv, assert_trajectories_round_trip  # noqa: E402
+from llm_helpers import TOOLS, check_real_episodes_round_trip  # noqa: E402
 from llm_helpers import check_length as _check_length, start_messages as _start  # noqa: E402
 
 MAX_LEN = 2048  # room for the env's lead prompt (about 1,500 tiny-model tokens)
@@ -124,11 +124,4 @@ def test_chat_mode(server):
 
 
 def test_drives_real_episodes_and_trajectories_round_trip(policy, generated_tasks, ottqa_retriever):
-    from agents.rollout import collect_rollouts
-
-    tasks = generated_tasks["test"][:2]
-    record = RecordingEnv(ottqa_retriever, tasks)
-    rollouts = collect_rollouts(record, policy, [t.id for t in tasks], group_size=2, seed=3)
-    assert [r.group_id for r in rollouts] == [t.id for t in tasks for _ in range(2)]
-    assert all(0.0 <= r.reward <= 1.0 and "lead" in r.trajectories for r in rollouts)
-    assert_trajectories_round_trip(rollouts, policy.tokenizer, record.received, seed=3)
+    check_real_episodes_round_trip(policy, generated_tasks["test"][:2], ottqa_retriever)

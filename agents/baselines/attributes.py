@@ -128,48 +128,56 @@ def extract_attribute(key: str, text: str) -> str | None:
         if key == "death_year":
             return _year_of(v)
         return v if re.fullmatch(_DATE, v) else None
-    if key in ("release_year", "publication_year"):
-        return _first_match(
-            [
-                rf"\b(?:is|was) (?:an?|the) ({_YEAR})\b",
-                rf"\b(?:released|published|premiered|issued)\s+(?:in|on)\s+(?:[\w ,]{{0,20}}?)({_YEAR})\b",
-                rf"\bin ({_YEAR})\b",
-            ],
-            text[:2000],
-        )
-    if key == "director":
-        return _first_match([rf"\bdirected by ({_NAME}(?: {_NAME}){{1,3}})"], text[:3000])
-    if key == "founded":
-        return _first_match(
-            [
-                rf"\b(?:founded|established|formed|incorporated|created)\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
-                rf"\b(?:founded|established|formed)\b[^.]{{0,60}}?\b({_YEAR})\b",
-            ],
-            text[:4000],
-        )
-    if key == "opened":
-        return _first_match(
-            [
-                rf"\bopened\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
-                rf"\b(?:opened|completed|built)\b[^.]{{0,60}}?\b({_YEAR})\b",
-            ],
-            text[:4000],
-        )
-    if key == "population":
-        return _first_match(
-            [
-                r"\bpopulation (?:of|was|is|stood at)\s+(?:about |approximately |around |roughly |an estimated )?(\d{1,3}(?:,\d{3})+|\d+)",
-                r"\b(\d{1,3}(?:,\d{3})+|\d{3,})\s+(?:inhabitants|residents|people)\b",
-            ],
-            text[:4000],
-        )
-    if key == "capacity":
-        return _first_match(
-            [
-                r"\bcapacity of\s+(?:about |approximately |around )?(\d{1,3}(?:,\d{3})+|\d+)",
-                r"\b(\d{1,3}(?:,\d{3})+|\d{3,})[- ](?:seat|seater|capacity)\b",
-            ],
-            text[:4000],
-        )
+    if key in _PAGE_PATTERNS:
+        patterns, window = _PAGE_PATTERNS[key]
+        return _first_match(patterns, text[:window])
     return None
+
+
+_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d+)"
+_BIG_NUMBER = r"(\d{1,3}(?:,\d{3})+|\d{3,})"
+_RELEASE = (
+    [
+        rf"\b(?:is|was) (?:an?|the) ({_YEAR})\b",
+        rf"\b(?:released|published|premiered|issued)\s+(?:in|on)\s+(?:[\w ,]{{0,20}}?)({_YEAR})\b",
+        rf"\bin ({_YEAR})\b",
+    ],
+    2000,
+)
+#: attribute key -> (patterns tried in order, the first group of the first match is the value; how many
+#: characters from the start of the page are searched).
+_PAGE_PATTERNS: dict[str, tuple[list[str], int]] = {
+    "release_year": _RELEASE,
+    "publication_year": _RELEASE,
+    "director": ([rf"\bdirected by ({_NAME}(?: {_NAME}){{1,3}})"], 3000),
+    "founded": (
+        [
+            rf"\b(?:founded|established|formed|incorporated|created)\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
+            rf"\b(?:founded|established|formed)\b[^.]{{0,60}}?\b({_YEAR})\b",
+        ],
+        4000,
+    ),
+    "opened": (
+        [
+            rf"\bopened\s+(?:in|on)\s+(?:[\w ,]{{0,25}}?)({_YEAR})\b",
+            rf"\b(?:opened|completed|built)\b[^.]{{0,60}}?\b({_YEAR})\b",
+        ],
+        4000,
+    ),
+    "population": (
+        [
+            r"\bpopulation (?:of|was|is|stood at)\s+(?:about |approximately |around |roughly |an estimated )?"
+            + _NUMBER,
+            r"\b" + _BIG_NUMBER + r"\s+(?:inhabitants|residents|people)\b",
+        ],
+        4000,
+    ),
+    "capacity": (
+        [
+            r"\bcapacity of\s+(?:about |approximately |around )?" + _NUMBER,
+            r"\b" + _BIG_NUMBER + r"[- ](?:seat|seater|capacity)\b",
+        ],
+        4000,
+    ),
+}
 
