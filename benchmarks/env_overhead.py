@@ -170,8 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Env overhead per agent turn (scripted baseline, no LLM)",
         "",
-        f"Machine: {machine}; one process; load average {load:.1f} when it finished (the machine was "
-        "shared with other jobs, so this process's CPU time is shown beside the wall time).",
+        f"Machine: {machine}; one process; load average {load:.1f} when it finished (this process's "
+        "CPU time, which other load does not inflate, is shown beside the wall time).",
         "",
         f"Workload: {'all ' + str(total) if len(tasks) == total else f'a fixed-seed sample of {len(tasks)} of the {total}'} "
         f"tasks of the generated test split, one episode each, played by `ScriptedBaseline` through "

@@ -113,8 +113,8 @@ def render(data: dict) -> str:
     lines = [
         "# Leaderboard: generated OTT-QA test split",
         "",
-        f"Machine: {data['machine']}; {data['versions']}. Shared with other jobs while these ran, so times "
-        "are indicative only.",
+        f"Machine: {data['machine']}; {data['versions']}. Times are wall times, with the 1-minute load "
+        "average before each run beside them; indicative only.",
         "",
         "Produced by `python benchmarks/leaderboard.py`, which runs the commands below (SmolLM2 rows: "
         "episodes per second of all 10 episodes played at once in one batch). Task set: "

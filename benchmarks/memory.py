@@ -253,7 +253,8 @@ def report(results: dict, plot: Path | None) -> str:
     lines = [
         "# Memory: corpus builds and long evaluations",
         "",
-        f"Machine: {results['machine']}; shared with other jobs while measured (times are wall times).",
+        f"Machine: {results['machine']}; load average {os.getloadavg()[0]:.1f} when the report was written "
+        "(times are wall times).",
         "",
         f"Command: `{results['command']}`. Each row is the real `wideseek` command in a fresh process. "
         "RSS = the largest sum of resident memory over its process tree (the build forks a reader "
@@ -275,6 +276,7 @@ def report(results: dict, plot: Path | None) -> str:
                     if name.split()[1].endswith("x") and name.split()[1][:-1].isdigit())
     if len(copies) >= 2:
         (k0, r0), (k1, r1) = copies[0], copies[-1]
+        gap, gap_k = max((r["peak_tree_rss_mib"] - r["peak_tree_anon_mib"], k) for k, r in copies)
         steps = ", ".join(f"{k}x: {r['peak_tree_anon_mib']:.0f} MiB" for k, r in copies)
         lines += ["", f"Peak anonymous memory by corpus size: {steps}; from {k0}x to {k1}x "
                       f"({r1['counts']['passages'] / r0['counts']['passages']:.1f}x the passages, about "
@@ -290,7 +292,11 @@ def report(results: dict, plot: Path | None) -> str:
                   "larger corpora level off: the step from 3x to 6x (twice the data) added "
                   f"{copies[-1][1]['peak_tree_anon_mib'] - dict(copies).get(3, copies[-1][1])['peak_tree_anon_mib']:.0f} MiB "
                   "(merges of larger segments, and the OTT-QA reader's set of table-page URLs, a few "
-                  "thousand strings per copy), against hundreds of MiB of added input."]
+                  "thousand strings per copy), against hundreds of MiB of added input.",
+                  "",
+                  f"Peak RSS above peak anon is file pages mapped in: Tantivy reads its segments through "
+                  f"mmap while merging them, so that part grows with the index (largest gap: {gap:.0f} MiB "
+                  f"at {gap_k}x), but it is the kernel's to drop under memory pressure, not the program's."]
     lines += ["", "| evaluation | episodes | peak RSS (MiB) | peak anon (MiB) | anon at 10% / 50% / 100% of the episodes (MiB) | RSS at 10% / 50% / 100% (MiB) | time (s) |",
               "|---|---:|---:|---:|---|---|---:|"]
     for name, run in runs.items():

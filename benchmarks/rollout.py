@@ -187,8 +187,9 @@ def report(args, results: dict[str, tuple[float, dict[int, dict]]], loads: tuple
             "caching gains only from its batched decode steps; vLLM with automatic prefix caching prefills "
             "the system prompt and tool schemas that all agents share once, so most of each further agent's "
             "prompt is a cache hit, and a step of k agents costs far less than k steps of one. Later turns "
-            "(the earlier context cached, a short tool result to prefill) are decode-bound, where batched "
-            "decode pays more; on a GPU, where a batch of 16 costs little more than one sequence, more still.",
+            "(the earlier context cached, a short tool result to prefill) are closer to decode-bound, and a "
+            "GPU runs a batch of 16 for little more than one sequence: both favour width further, and "
+            "neither is measured by this table.",
         ]
     if {"vllm", "hf"} <= results.keys():
         v, h = results["vllm"][1], results["hf"][1]

@@ -323,7 +323,7 @@ def report(r: dict) -> str:
         f"Machine: {r['machine']}. The server (`wideseek serve`, a subprocess on 127.0.0.1) and the "
         f"clients ({r['clients']} threads over {r['client_procs']} processes, stdlib `http.client`) "
         "shared this machine, so the figures are a lower bound for the server alone; load average "
-        f"{r['load_average_end']:.1f} at the end (other jobs ran too).",
+        f"{r['load_average_end']:.1f} at the end.",
         "",
         f"Corpus: the whole shared OTT-QA corpus ({c['pages']:,} pages, {c['passages']:,} passages, "
         f"{c['tables']:,} tables).",

@@ -165,9 +165,8 @@ def report(results: dict, widths: list[int], args, n_scripted: int, n_llm: int) 
     lines = [
         "# Width scaling: item F1 vs parallel subagents, multi-agent vs single-agent",
         "",
-        f"Machine: {results['machine']}; {results['versions']}. The machine was shared with other jobs "
-        "while these ran: the 1-minute load average before each timed run is in the tables; vLLM on CPU "
-        "is very sensitive to it, so times are indicative only.",
+        f"Machine: {results['machine']}; {results['versions']}. The 1-minute load average before each "
+        "timed run is in the tables; vLLM on CPU is very sensitive to it, so times are indicative only.",
         "",
         "Produced by `python benchmarks/width_scaling.py` (every setting is one `wideseek eval` run; the "
         "equivalent commands are listed at the end). Tasks: the generated test split "
