@@ -89,12 +89,19 @@ def main() -> int:
         key = f"{policy}/{name}"
         entry = {"summary": summary, "dir": str(run_dir)}
         run = summary.get("run", {})
+        # A timing belongs to the episodes file it timed: a reused run keeps the earlier timing only if
+        # its episodes.jsonl is the one timed then (another command, e.g. the leaderboard, may have
+        # written the run since); otherwise the table shows "-".
+        episodes_file = run_dir / "episodes.jsonl"
+        stamp = episodes_file.stat().st_mtime_ns if episodes_file.exists() else None
         if run.get("episodes_run_now") and run.get("episodes_reused", 0) == 0:
             entry["timing"] = {"episodes": run["episodes_run_now"], "wall_s": run["wall_seconds_now"],
                                "parallel": run["parallel"], "load_before": list(load),
-                               "load_after": list(os.getloadavg())}
-        elif key in previous.get("runs", {}) and "timing" in previous["runs"][key]:
-            entry["timing"] = previous["runs"][key]["timing"]
+                               "load_after": list(os.getloadavg()), "episodes_mtime_ns": stamp}
+        else:
+            earlier = previous.get("runs", {}).get(key, {}).get("timing")
+            if earlier and stamp is not None and earlier.get("episodes_mtime_ns") == stamp:
+                entry["timing"] = earlier
         if subset is not None:
             entry["llm_subset"] = summarize(read_episodes(run_dir / "episodes.jsonl").values(), subset, 1)
         results["runs"][key] = entry
