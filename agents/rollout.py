@@ -1,5 +1,6 @@
 """A minimal batched rollout collector: B tasks x G samples of :class:`~wideseek_env.env.WideSeekEnv` episodes
-driven by one policy, returning :class:`agents.grpo.Rollout` s with per-agent token-level trajectories.
+driven by one policy (seeded; optional progress bar), returning :class:`agents.grpo.Rollout` s with
+per-agent token-level trajectories.
 
 Episodes run in waves of up to ``max_parallel`` envs. At every step, ONE ``policy.act`` call answers every
 acting agent of every env in the wave (width is batched generation), and the tool calls of all envs are
@@ -96,16 +97,31 @@ def collect_rollouts(
     max_parallel: int | None = None,
     prefix: str = "ep",
     max_steps: int = 10_000,
+    progress: bool = False,
 ) -> list["Rollout"]:
     """Run ``group_size`` episodes of each task in ``task_ids``; return one :class:`Rollout` per episode
     (same order as the episode ids). ``make_env``: a zero-argument env factory, or a list of envs to reuse
-    (its length then bounds ``max_parallel``)."""
+    (its length then bounds ``max_parallel``). ``progress``: a tqdm bar of finished episodes on stderr,
+    with the mean reward so far."""
     jobs = [
         EpisodeJob(tid, f"{prefix}{k}", seed + k, k)
         for k, tid in enumerate(t for t in task_ids for _ in range(group_size))
     ]
-    results = list(iter_episodes(make_env, policy, jobs, max_parallel=max_parallel, refill=False,
-                                 max_steps=max_steps))
+    episodes = iter_episodes(make_env, policy, jobs, max_parallel=max_parallel, refill=False,
+                             max_steps=max_steps)
+    if progress:
+        import sys
+
+        from tqdm import tqdm
+
+        results = []
+        with tqdm(total=len(jobs), desc="rollouts", unit="ep", file=sys.stderr, dynamic_ncols=True) as bar:
+            for r in episodes:
+                results.append(r)
+                bar.update(1)
+                bar.set_postfix(reward=f"{sum(x.reward for x in results) / len(results):.3f}")
+    else:
+        results = list(episodes)
     results.sort(key=lambda r: r.job.key)
     return [r.to_rollout() for r in results]
 

@@ -29,16 +29,18 @@ def tasks(generated_tasks):
     return generated_tasks["test"][:3]
 
 
-def test_rollouts_are_grouped_seeded_and_round_trip(tiny, tasks, ottqa_retriever):
+def test_rollouts_are_grouped_seeded_and_round_trip(tiny, tasks, ottqa_retriever, capsys):
     record = RecordingEnv(ottqa_retriever, tasks)
     policy = HFPolicy(tiny, sampling=SamplingConfig(max_tokens=16), max_model_len=4096, seed=0)
     ids = [t.id for t in tasks[:2]]
-    rollouts = collect_rollouts(record, policy, ids, group_size=2, seed=7, max_parallel=4)
+    rollouts = collect_rollouts(record, policy, ids, group_size=2, seed=7, max_parallel=4, progress=True)
     assert [r.group_id for r in rollouts] == [ids[0], ids[0], ids[1], ids[1]]
     for ro in rollouts:
         assert 0.0 <= ro.reward <= 1.0 and ro.root_agent == "lead" and "lead" in ro.trajectories
         assert all(t.reward == ro.reward for t in ro.trajectories.values())
     assert_trajectories_round_trip(rollouts, policy.tokenizer, record.received, seed=7)
+    bar = capsys.readouterr().err
+    assert "rollouts: 100%" in bar and "4/4" in bar and "reward=" in bar
     # Same seed, same episodes: the sampled tokens are a function of (seed, episode, agent, turn).
     again = collect_rollouts(RecordingEnv(ottqa_retriever, tasks), policy, ids, group_size=2, seed=7)
     assert [r.trajectories["lead"].full_ids for r in again] == [r.trajectories["lead"].full_ids for r in rollouts]
