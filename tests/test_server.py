@@ -284,7 +284,9 @@ def test_serve_command_prints_url_and_stops_on_ctrl_c(corpus_dir):
         with HTTPRetriever("http://" + url) as remote:
             assert remote.search_many(["Ryun"], 1)[0][0].title == "Jim Ryun"
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(10) == 0
+        # Generous: on a loaded 2-core CI machine the interpreter's shutdown can be slow to get the CPU.
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "stopping" in out, out
     finally:
         if proc.poll() is None:
             proc.kill()
