@@ -13,6 +13,8 @@ from wideseek_env.config import EnvConfig
 from wideseek_env.env import WideSeekEnv
 from wideseek_env.tools.parsing import render_tool_call
 
+from fuzz_settings import examples
+
 WORDS = st.sampled_from(["Jim Ryun", "Kansas", "mile", "", " ", "中文", "é", '"', "\\", "NOT", "title:", "*", "((("])
 URLS = st.sampled_from([
     "https://en.wikipedia.org/wiki/Jim_Ryun", "/wiki/Kansas", "Jim Ryun", "https://en.wikipedia.org/w/index.php?title=Kansas",
@@ -109,12 +111,8 @@ def envs(ottqa_retriever, widesearch_task_list):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_fuzz_episode(envs, name):
-    env = envs[name]
-
-    @settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(st.data(), st.integers(0, 2**16))
-    def check(data, seed):
-        run_episode(env, data, seed)
-
-    check()
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data(), seed=st.integers(0, 2**16))
+def test_fuzz_episode(envs, name, data, seed):
+    # @given on the test itself (not on an inner function): --hypothesis-show-statistics reports it
+    run_episode(envs[name], data, seed)

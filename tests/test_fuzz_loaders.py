@@ -33,8 +33,10 @@ from wideseek_env.corpus.readers import READERS, Passage, StoredPage
 from wideseek_env.corpus.types import Page, Table
 from wideseek_env.errors import CorpusFormatError, TaskFormatError
 
-FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
-SLOW = settings(max_examples=12, deadline=20000, suppress_health_check=[HealthCheck.too_slow])
+from fuzz_settings import examples
+
+FAST = settings(max_examples=examples(150), deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+SLOW = settings(max_examples=examples(12), deadline=20000, suppress_health_check=[HealthCheck.too_slow])
 
 
 @contextmanager
@@ -347,7 +349,7 @@ def test_markdown_extractor_never_raises(text):
     extract_table_widesearch(text)
 
 
-@settings(max_examples=5, deadline=5000)
+@settings(max_examples=examples(5), deadline=5000)
 @given(n=st.sampled_from([2000, 20000]))
 def test_markdown_extractor_is_not_quadratic(n):
     from wideseek_env.evaluation.markdown import extract_table
@@ -375,7 +377,7 @@ def test_tool_call_parser_never_raises(text, first_only, max_calls):
         json.dumps(call.arguments)
 
 
-@settings(max_examples=4, deadline=5000)
+@settings(max_examples=examples(4), deadline=5000)
 @given(n=st.sampled_from([5000, 50000]))
 def test_tool_call_parser_is_not_quadratic(n):
     from wideseek_env.tools.parsing import HermesParser
