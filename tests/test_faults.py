@@ -227,17 +227,23 @@ def test_killed_corpus_builds_leave_the_previous_corpus_or_nothing(sources, refe
     assert_previous_or_nothing(out, previous, reference)
     result = run_cli(args, tmp=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
+    assert_same_as_clean_build(out, reference[2])
+
+
+def assert_same_as_clean_build(out: Path, want: dict) -> None:
+    """After a finished run: the corpus at ``out`` equals the clean build ``want`` (version 2) and no
+    leftover of a killed run remains beside it."""
     manifest = load_manifest(out)
-    assert manifest["counts"] == reference[2]["counts"]
+    assert manifest["counts"] == want["counts"]
     assert corpus_version(out) == 2
     assert leftovers(out) == []  # the finished run removed every leftover of the killed ones
-    with LocalRetriever(out, threads=1) as got, LocalRetriever(reference[2]["dir"], threads=1) as want:
-        assert got.num_passages == want.num_passages
+    with LocalRetriever(out, threads=1) as got, LocalRetriever(want["dir"], threads=1) as ref:
+        assert got.num_passages == ref.num_passages
         unique = [f"page{i}" for i in (0, 42, 999, 4321, N_PAGES - 1)]
-        assert got.search_many(unique, 1) == want.search_many(unique, 1)
+        assert got.search_many(unique, 1) == ref.search_many(unique, 1)
         # Hits with tied scores may come in another order (2 indexing threads): compare scores.
         common = ["word17 word99", "word2000 word3 word7"]
-        for a, b in zip(got.search_many(common, 5), want.search_many(common, 5)):
+        for a, b in zip(got.search_many(common, 5), ref.search_many(common, 5)):
             assert [round(h.score, 4) for h in a] == [round(h.score, 4) for h in b]
 
 
@@ -266,12 +272,15 @@ def test_a_killed_first_build_leaves_nothing_that_is_trusted(sources, reference,
 
 @pytest.fixture(scope="module")
 def table_corpus(ottqa_corpus, tmp_path_factory) -> Path:
+    return make_table_corpus(ottqa_corpus, tmp_path_factory.mktemp("fault-tables"))
+
+
+def make_table_corpus(ottqa_corpus: Path, root: Path) -> Path:
     """An OTT-QA-format slice of the shared data: its first 60 tables and every page they link to
-    (page texts taken from the built shared corpus), built as a corpus."""
+    (page texts taken from the built shared corpus), built as a corpus at ``root / "corpus"``."""
     from wideseek_env.corpus.store import PageStore
     from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url
 
-    root = tmp_path_factory.mktemp("fault-tables")
     src = root / "src"
     src.mkdir()
     tables, links = [], set()
@@ -365,14 +374,19 @@ def test_killed_task_generation_is_never_reused_and_the_rerun_is_identical(table
     if (out / ".incomplete").exists():
         refused_as_unfinished(out)
     result = run_cli(args, tmp=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert json.loads(result.stdout)["reused"] is False or task_files(out) == expected
-    assert task_files(out) == expected
-    assert list(out.glob(".tmp-*")) == [] and not (out / ".incomplete").exists()
-    assert load_tasks(out) == load_tasks(clean_tasks)
+    assert_generation_finished(out, result, clean_tasks)
     # and a further run trusts the finished files
     again = run_cli(args, tmp=tmp_path)
     assert again.returncode == 0 and json.loads(again.stdout)["reused"] is True
+
+
+def assert_generation_finished(out: Path, result: subprocess.CompletedProcess, clean_tasks: Path) -> None:
+    """After a finished rerun: files byte-identical to the clean generation, nothing half-written left."""
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout)["reused"] is False or task_files(out) == task_files(clean_tasks)
+    assert task_files(out) == task_files(clean_tasks)
+    assert list(out.glob(".tmp-*")) == [] and not (out / ".incomplete").exists()
+    assert load_tasks(out) == load_tasks(clean_tasks)
 
 
 def test_a_generation_killed_after_the_swap_is_regenerated_not_reused(table_corpus, clean_tasks, tmp_path):

@@ -93,7 +93,11 @@ def run_cli(tmp: Path, args: list[str], *, kill_at: str = "none", after: int = 0
 
 @pytest.fixture(scope="module")
 def eval_tasks(ottqa_corpus, tmp_path_factory) -> Path:
-    """Six tasks of the generated test split (two of each kind), in a file of their own."""
+    return make_eval_tasks(ottqa_corpus, tmp_path_factory.mktemp("long-eval") / "tasks.jsonl")
+
+
+def make_eval_tasks(ottqa_corpus: Path, path: Path) -> Path:
+    """Six tasks of the generated test split (two of each kind), in a file of their own at ``path``."""
     from wideseek_env.paths import default_tasks_dir
     from wideseek_env.tasks import load_tasks, save_tasks
     from wideseek_env.tasks.generate import generate_tasks
@@ -104,7 +108,6 @@ def eval_tasks(ottqa_corpus, tmp_path_factory) -> Path:
     for task in sorted(load_tasks(out / "test.jsonl"), key=lambda t: t.id):
         by_kind[task.kind].append(task)
     tasks = by_kind["enrich"][:2] + by_kind["transcribe"][:2] + by_kind["union"][:2]
-    path = tmp_path_factory.mktemp("long-eval") / "tasks.jsonl"
     save_tasks(tasks, path)
     return path
 
@@ -133,7 +136,11 @@ def essence(record: dict) -> tuple:
 
 @pytest.fixture(scope="module")
 def eval_reference(eval_tasks, ottqa_corpus, tmp_path_factory) -> dict:
-    tmp = tmp_path_factory.mktemp("long-eval-ref")
+    return make_eval_reference(eval_tasks, ottqa_corpus, tmp_path_factory.mktemp("long-eval-ref"))
+
+
+def make_eval_reference(eval_tasks: Path, ottqa_corpus: Path, tmp: Path) -> dict:
+    """An uninterrupted ``wideseek eval`` run: ``{(task_id, sample): essence}`` of its episodes."""
     result = run_cli(tmp, eval_args(eval_tasks, ottqa_corpus, tmp / "out"))
     assert result.returncode == 0, result.stderr[-3000:]
     records = episode_lines(tmp / "out")
@@ -197,11 +204,15 @@ def test_eval_killed_at_a_random_moment_resumes_without_loss_or_duplicates(
 def train_setup(tmp_path_factory) -> dict:
     for module in ("torch", "transformers", "yaml", "safetensors"):
         pytest.importorskip(module)
+    return make_train_setup(tmp_path_factory.mktemp("long-train"))
+
+
+def make_train_setup(root: Path) -> dict:
+    """The tiny test model, three toy tasks and a length reward under ``root``."""
     from agents.models import tiny_test_model
     from wideseek_env.tasks import save_tasks
     from wideseek_env.tasks.schema import ColumnSpec, Task
 
-    root = tmp_path_factory.mktemp("long-train")
     model = tiny_test_model(root / "tiny-model")
     tasks = root / "toy-tasks.jsonl"
     save_tasks([
@@ -278,6 +289,13 @@ def test_training_killed_mid_step_resumes_identically_and_skips_a_half_written_c
         trainer.train(progress=None)
     finally:
         trainer.close()
+    assert_same_training(out, reference)
+
+
+def assert_same_training(out: Path, reference: Path) -> None:
+    """A finished (resumed) run at ``out`` ends as the uninterrupted ``reference``: the same weights and
+    optimizer state, one metrics row per step equal to the reference's, and only complete checkpoints."""
+    import torch
 
     ref_state, ref_weights = final_state(reference)
     state, weights = final_state(out)
