@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -150,6 +151,14 @@ def test_reused_build_leaves_the_index_untouched(src, built):
     build(src, built)
     after = os.stat(corpus_paths(built).index)
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def test_reused_build_removes_the_old_corpus_a_killed_swap_left_beside_it(src, built):
+    # A build killed while deleting the replaced corpus, after its swap, leaves it as .corpus.old-<pid>.
+    old = built.parent / f".{built.name}.old-12345"
+    shutil.copytree(built, old)
+    assert build(src, built)["reused"] is True
+    assert not old.exists() and corpus_paths(built).manifest.exists()
 
 
 def test_reused_build_returns_the_stored_manifest(src, built):

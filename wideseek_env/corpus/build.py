@@ -311,6 +311,20 @@ def _remove_leftovers(out_dir: Path) -> None:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
+def _remove_leftovers_if_idle(out_dir: Path) -> None:
+    """On the reuse path: delete leftovers of killed builds (a build killed while deleting the old
+    corpus after its swap leaves ``.<name>.old-*`` beside a finished corpus) unless a build is running,
+    which removes them itself."""
+    patterns = (f".{out_dir.name}.building-*", f".{out_dir.name}.old-*")
+    if not any(any(out_dir.parent.glob(p)) for p in patterns):
+        return
+    try:
+        with _build_lock(out_dir):
+            _remove_leftovers(out_dir)
+    except WideseekError:  # another build holds the lock
+        pass
+
+
 def _check_replaceable(out_dir: Path) -> None:
     """Refuse to replace anything but a corpus directory, an empty directory or nothing."""
     if not out_dir.exists():
@@ -559,6 +573,7 @@ def build_corpus(
     if not force:
         existing = _reusable(out_dir, source, fingerprint, passage_words)
         if existing is not None:
+            _remove_leftovers_if_idle(out_dir)
             return {**existing, "reused": True, "corpus_dir": str(out_dir)}
     _check_replaceable(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
