@@ -111,7 +111,7 @@ def envs(ottqa_retriever, widesearch_task_list):
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-@settings(max_examples=examples(50), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(50), deadline=60_000, suppress_health_check=list(HealthCheck))
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_fuzz_episode(envs, name, data, seed):
     # @given on the test itself (not on an inner function): --hypothesis-show-statistics reports it

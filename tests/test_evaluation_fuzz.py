@@ -37,7 +37,7 @@ table_like = st.lists(table_alphabet, max_size=200).map("".join)
 anything = st.one_of(st.text(max_size=300), table_like, st.binary(max_size=200))
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
 @given(anything)
 def test_extractors_never_raise(text):
     table = extract_table(text)
@@ -46,7 +46,7 @@ def test_extractors_never_raise(text):
     extract_table_widesearch(text)
 
 
-@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=10_000, suppress_health_check=[HealthCheck.too_slow])
 @given(anything, st.sampled_from(["default", "widesearch"]), st.sampled_from(["deterministic", "exact"]))
 def test_scorer_never_raises_and_default_scores_stay_in_unit_range(text, compat, judge):
     score = score_answer(TASK, text, compat=compat, judge=judge)
@@ -64,7 +64,7 @@ def test_scorer_never_raises_and_default_scores_stay_in_unit_range(text, compat,
     assert score.success in (0.0, 1.0)
 
 
-@settings(max_examples=examples(100), deadline=None)
+@settings(max_examples=examples(100), deadline=10_000)
 @given(st.lists(st.tuples(table_like, table_like), max_size=6))
 def test_random_rows_under_the_real_header_never_raise(rows):
     lines = ["| Name | N | When | Site | Note |", "|---|---|---|---|---|"]

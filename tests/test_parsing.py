@@ -167,7 +167,7 @@ def test_non_string_input_never_raises():
         assert isinstance(P.parse(value), ParsedMessage)
 
 
-@settings(max_examples=examples(300), deadline=None)
+@settings(max_examples=examples(300), deadline=5_000)
 @given(st.text(alphabet=st.sampled_from(list('<>/{}[]":,tool_call think name arguments \\x')), max_size=300))
 def test_fuzz_never_raises(text):
     msg = P.parse(text)
@@ -176,7 +176,7 @@ def test_fuzz_never_raises(text):
     assert all(isinstance(c.arguments, dict) for c in msg.tool_calls)
 
 
-@settings(max_examples=examples(200), deadline=None)
+@settings(max_examples=examples(200), deadline=5_000)
 @given(st.text(max_size=200), st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=3))
 def test_render_then_parse_round_trips(prefix, args):
     prefix = prefix.replace("<", "(").replace("</think>", "")

@@ -186,7 +186,7 @@ def test_sanitize_query():
     assert len(sanitize_query(" ".join(f"w{i}" for i in range(500))).split()) == 32
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=10_000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.text(max_size=80), max_size=6))
 def test_any_text_never_raises(retriever, queries):
     results = retriever.search_many(queries, 2)

@@ -379,7 +379,7 @@ def test_select_relevant_keeps_order_and_marks_omissions():
     assert out.index("topic7") < out.index("topic25") and "..." in out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=10_000)
 @given(st.text(max_size=3000), st.text(max_size=60), st.integers(min_value=0, max_value=2500))
 def test_select_relevant_never_exceeds_the_budget(text, info, budget):
     out = select_relevant(text, info, budget)
@@ -388,7 +388,7 @@ def test_select_relevant_never_exceeds_the_budget(text, info, budget):
         assert out == text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=10_000)
 @given(st.lists(st.text(alphabet="ab |\n.-", min_size=1, max_size=120), max_size=40), st.integers(100, 900))
 def test_select_relevant_structured_text(lines, budget):
     text = "\n".join(lines)
