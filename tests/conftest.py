@@ -66,12 +66,8 @@ def widesearch_task_list(widesearch_tasks):
 
 @pytest.fixture(scope="session")
 def generated_tasks(ottqa_corpus):
-    """The generated task set of the shared corpus (``wideseek tasks generate`` into the default tasks
-    directory, seed 0; a complete earlier run is reused): ``{"train": [...], "test": [...]}``."""
-    from wideseek_env.paths import default_tasks_dir
-    from wideseek_env.tasks import load_tasks
-    from wideseek_env.tasks.generate import generate_tasks
+    """The generated task set of the shared corpus: ``{"train": [...], "test": [...]}``
+    (``task_helpers.generated_tasks``)."""
+    from task_helpers import generated_tasks as generate
 
-    out = default_tasks_dir()
-    generate_tasks(ottqa_corpus, out, seed=0, progress=False)
-    return {split: list(load_tasks(out / f"{split}.jsonl")) for split in ("train", "test")}
+    return generate(ottqa_corpus)

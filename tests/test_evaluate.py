@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
@@ -12,24 +11,16 @@ import pytest
 import agents.evaluate as ev
 from agents.evaluate import EvalError, EvalSpec, RunMismatchError, evaluate, read_episodes, select_tasks
 from wideseek_env.cli import main
-from wideseek_env.tasks import load_tasks, save_tasks
+from wideseek_env.tasks import load_tasks
+
+from task_helpers import save_test_tasks_by_kind
 
 
 @pytest.fixture(scope="module")
 def task_file(ottqa_corpus, tmp_path_factory) -> Path:
     """Eight tasks of the generated test split (3 enrich, 3 transcribe, 2 union), in a file of their own."""
-    from wideseek_env.paths import default_tasks_dir
-    from wideseek_env.tasks.generate import generate_tasks
-
-    out = default_tasks_dir()
-    generate_tasks(ottqa_corpus, out, seed=0, progress=False)
-    by_kind = defaultdict(list)
-    for t in sorted(load_tasks(out / "test.jsonl"), key=lambda t: t.id):
-        by_kind[t.kind].append(t)
-    tasks = by_kind["enrich"][:3] + by_kind["transcribe"][:3] + by_kind["union"][:2]
     path = tmp_path_factory.mktemp("eval") / "tasks.jsonl"
-    save_tasks(tasks, path)
-    return path
+    return save_test_tasks_by_kind(ottqa_corpus, path, enrich=3, transcribe=3, union=2)
 
 
 def _spec(task_file, ottqa_corpus, **kw) -> EvalSpec:

@@ -23,10 +23,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+from task_helpers import save_test_tasks_by_kind
 
 DRIVER = r'''
 import os, signal, sys
@@ -98,18 +99,7 @@ def eval_tasks(ottqa_corpus, tmp_path_factory) -> Path:
 
 def make_eval_tasks(ottqa_corpus: Path, path: Path) -> Path:
     """Six tasks of the generated test split (two of each kind), in a file of their own at ``path``."""
-    from wideseek_env.paths import default_tasks_dir
-    from wideseek_env.tasks import load_tasks, save_tasks
-    from wideseek_env.tasks.generate import generate_tasks
-
-    out = default_tasks_dir()
-    generate_tasks(ottqa_corpus, out, seed=0, progress=False)
-    by_kind = defaultdict(list)
-    for task in sorted(load_tasks(out / "test.jsonl"), key=lambda t: t.id):
-        by_kind[task.kind].append(task)
-    tasks = by_kind["enrich"][:2] + by_kind["transcribe"][:2] + by_kind["union"][:2]
-    save_tasks(tasks, path)
-    return path
+    return save_test_tasks_by_kind(ottqa_corpus, path, enrich=2, transcribe=2, union=2)
 
 
 SAMPLES = 2

@@ -301,22 +301,24 @@ def _build_lock(out_dir: Path) -> Iterator[int | None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _remove_leftovers(out_dir: Path) -> None:
-    """Delete ``.<name>.building-*`` / ``.<name>.old-*`` siblings left by killed builds.
+def _leftovers(out_dir: Path) -> list[Path]:
+    """The ``.<name>.building-*`` / ``.<name>.old-*`` siblings of ``out_dir`` (builds in progress or killed)."""
+    return [p for pattern in (f".{out_dir.name}.building-*", f".{out_dir.name}.old-*")
+            for p in out_dir.parent.glob(pattern)]
 
-    Only called under the build lock, so no live build owns them.
-    """
-    for pattern in (f".{out_dir.name}.building-*", f".{out_dir.name}.old-*"):
-        for leftover in out_dir.parent.glob(pattern):
-            shutil.rmtree(leftover, ignore_errors=True)
+
+def _remove_leftovers(out_dir: Path) -> None:
+    """Delete the siblings left by killed builds. Only called under the build lock, so no live build
+    owns them."""
+    for leftover in _leftovers(out_dir):
+        shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _remove_leftovers_if_idle(out_dir: Path) -> None:
     """On the reuse path: delete leftovers of killed builds (a build killed while deleting the old
     corpus after its swap leaves ``.<name>.old-*`` beside a finished corpus) unless a build is running,
     which removes them itself."""
-    patterns = (f".{out_dir.name}.building-*", f".{out_dir.name}.old-*")
-    if not any(any(out_dir.parent.glob(p)) for p in patterns):
+    if not _leftovers(out_dir):
         return
     try:
         with _build_lock(out_dir):
