@@ -6,7 +6,7 @@
    and seed -> the files are reused).
 3. Show the ``search`` and ``access`` tools the agents use, on one query and one page.
 4. Evaluate the scripted baseline (``agents.baselines.ScriptedBaseline``, no LLM) on the generated test
-   split with ``agents.evaluate`` and print the summary table. The run lives in
+   split with ``agents.eval`` and print the summary table. The run lives in
    ``home_dir()/evals/demo-scripted-test`` and is resumable: a second ``wideseek demo`` reuses the
    finished episodes (and an interrupted one continues where it stopped). The whole split (587 tasks)
    takes 5-20 s on a shared 2-core machine; ``--limit N`` evaluates a fixed random sample of N tasks instead.
@@ -76,7 +76,7 @@ def show_tools(corpus_dir: str) -> None:
 
 def run_scripted_eval(corpus_dir: str, tasks_dir: Path, limit: int | None = None, out: str | None = None,
                       parallel: int = 8) -> dict:
-    from agents.evaluate import EvalSpec, evaluate
+    from agents.eval import EvalSpec, evaluate
 
     spec = EvalSpec(policy="scripted", tasks=str(tasks_dir / "test.jsonl"), corpus=corpus_dir, limit=limit,
                     parallel=parallel)

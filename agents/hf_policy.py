@@ -169,3 +169,11 @@ class HFPolicy(ChatTokenPolicy):
                 lps.append(float(torch.log_softmax(logits, dim=-1)[tok]))
             gens.append(Generation(ids, lps, finish))
         return gens
+
+    def load_weights(self, weights: Any) -> None:
+        """Copy new weights into the model: a state dict or ``(name, tensor)`` pairs in the model's own
+        naming (tied weights may be given once). How a Ray rollout worker's replica follows the trainer."""
+        items = dict(weights.items() if hasattr(weights, "items") else weights)
+        missing, unexpected = self.model.load_state_dict(items, strict=False)
+        if unexpected:
+            raise ValueError(f"weights the model does not have: {sorted(unexpected)[:5]}")

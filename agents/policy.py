@@ -45,10 +45,11 @@ of one batch and propagates.)
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 from agents.trajectory import Trajectory, Turn
 
@@ -249,6 +250,17 @@ class ChatTokenPolicy(Policy):
 
     def sampling_for(self, role: str) -> SamplingConfig:
         return self.sampling.get(role, self.sampling["default"])
+
+    @contextlib.contextmanager
+    def sampling_override(self, sampling: SamplingConfig | Mapping[str, Any]) -> Iterator[None]:
+        """Sample with ``sampling`` (for every role unless it names roles) inside the ``with`` block: how
+        the trainer evaluates its current policy greedily between updates."""
+        saved = self.sampling
+        self.sampling = resolve_sampling(sampling)
+        try:
+            yield
+        finally:
+            self.sampling = saved
 
     # ------------------------------------------------------------------ rendering
     def _render(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None,

@@ -1,90 +1,39 @@
-"""A minimal batched rollout collector: B tasks x G samples of :class:`~wideseek_env.env.WideSeekEnv` episodes
-driven by one policy (seeded; optional progress bar), returning :class:`agents.grpo.Rollout` s with
-per-agent token-level trajectories.
+"""The batched episode runner: :func:`iter_episodes` steps many :class:`~wideseek_env.env.WideSeekEnv`
+episodes with one policy; :func:`collect_rollouts` runs B tasks x G samples of them for GRPO.
 
-Episodes run in waves of up to ``max_parallel`` envs. At every step, ONE ``policy.act`` call answers every
-acting agent of every env in the wave (width is batched generation), and the tool calls of all envs are
-batched too (``step_collect`` -> ``execute_tool_requests`` -> ``step_apply``, see the env's docstring).
+At every step, ONE ``policy.act`` call answers every acting agent of every live env (width is batched
+generation), and the tool calls of all envs are batched too (``step_collect`` -> ``execute_tool_requests``
+-> ``step_apply``, see the env's docstring). Both yield :class:`agents.episode.Episode` s, the one episode
+type that evaluation records and GRPO batches are made from.
 
 What the runner attaches to the trajectories the policy recorded (``policy.end_episode``):
 
-- ``Trajectory.reward`` = the shared episode reward; ``Trajectory.failed`` / ``error`` for agents that
-  hit a turn or context limit (from ``env.last_record``) or whose generation failed in the policy (its
-  ``AgentResponse.error``: ``context_length`` when the prompt overflowed the model's context,
-  ``out_of_memory`` when the backend could not fit it even alone, a request error of a remote server).
-  The env then receives the empty text for that agent: a subagent's empty report, or the lead's empty
-  final answer (reward 0). The episode finishes, counted in ``metrics["policy_errors"]``; the run goes on;
-- ``Rollout.answer_parsed`` = the env's ``metrics["answer_parsed"]`` and not truncated; ``metrics`` = the
-  env's end-of-episode metrics.
+- ``Trajectory.reward`` = the shared episode reward;
+- ``Trajectory.failed`` / ``error`` for agents that hit a turn or context limit (from ``env.last_record``)
+  or whose generation failed in the policy (its ``AgentResponse.error``: ``context_length`` when the prompt
+  overflowed the model's context, ``out_of_memory`` when the backend could not fit it even alone, a
+  request error of a remote server). The env then receives the empty text for that agent: a subagent's
+  empty report, or the lead's empty final answer (reward 0). The episode finishes, counted in
+  ``metrics["policy_errors"]``; the run goes on;
+- ``Turn.failed`` on offending turns, which RLinf's credit assignment trains alone in a failed rollout:
+  a runaway turn (its generation was cut at the per-turn token budget: ``finish_reason == "length"``) and
+  the last turn of an agent whose context overflowed (env context limit or the model's context).
 
-Episode ids are ``f"{prefix}{k}"`` (k = 0 .. B*G-1 in task-major order: the G samples of task j are
-``j*G .. j*G+G-1``); env ``reset`` seeds are ``seed + k``.
-
-The stepping loop itself is :func:`iter_episodes` (also used by the evaluation harness,
-:mod:`agents.evaluate`): it takes explicit :class:`EpisodeJob` s (task id, episode id, reset seed), keeps up
-to ``max_parallel`` envs busy, either in waves (``refill=False``, what :func:`collect_rollouts` uses) or
-refilling a slot as soon as its episode ends (``refill=True``), and yields an :class:`EpisodeResult` for
-each episode as it finishes. It imports no torch (``agents.grpo`` is imported by :func:`collect_rollouts`
-only), so policies without an LLM run without the ``[llm]`` extra.
+Episode ids of :func:`collect_rollouts` are ``f"{prefix}{k}"`` (k = 0 .. B*G-1 in task-major order: the G
+samples of task j are ``j*G .. j*G+G-1``); env ``reset`` seeds are ``seed + k``. This module imports no
+torch, so policies without an LLM run without the ``[llm]`` extra.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
-from agents.policy import AgentRequest, Policy
+from agents.episode import Episode, EpisodeJob
+from agents.policy import CONTEXT_LENGTH_ERROR, AgentRequest, Policy
 
-if TYPE_CHECKING:  # agents.grpo imports torch
-    from agents.grpo import Rollout
-
-__all__ = ["collect_rollouts", "iter_episodes", "EpisodeJob", "EpisodeResult"]
-
-
-@dataclass(frozen=True)
-class EpisodeJob:
-    """One episode to run: the task, the episode id the policy sees, the env ``reset`` seed, and an
-    opaque ``key`` the caller gets back in the :class:`EpisodeResult`."""
-
-    task_id: str
-    episode_id: str
-    seed: int | None = None
-    key: Any = None
-
-
-@dataclass
-class EpisodeResult:
-    """A finished episode: the same fields as :class:`agents.grpo.Rollout` plus the job and timing.
-
-    ``metrics``: the env's end-of-episode metrics (``answer``, item/row scores, turns, tool calls,
-    subagents, failures...) plus ``policy_errors`` ({error: count} of the policy's ``AgentResponse.error``
-    s in this episode). ``seconds``: wall time from the episode's reset to its last step (episodes
-    stepped together share that time).
-    """
-
-    job: EpisodeJob
-    group_id: Any
-    reward: float
-    trajectories: dict[str, Any]
-    answer_parsed: bool
-    root_agent: str
-    metrics: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    steps: int = 0
-
-    def to_rollout(self) -> "Rollout":
-        from agents.grpo import Rollout
-
-        return Rollout(
-            group_id=self.group_id,
-            reward=self.reward,
-            trajectories=self.trajectories,
-            answer_parsed=self.answer_parsed,
-            root_agent=self.root_agent,
-            metrics=self.metrics,
-        )
+__all__ = ["collect_rollouts", "iter_episodes", "EpisodeJob", "Episode"]
 
 
 def collect_rollouts(
@@ -98,8 +47,8 @@ def collect_rollouts(
     prefix: str = "ep",
     max_steps: int = 10_000,
     progress: bool = False,
-) -> list["Rollout"]:
-    """Run ``group_size`` episodes of each task in ``task_ids``; return one :class:`Rollout` per episode
+) -> list[Episode]:
+    """Run ``group_size`` episodes of each task in ``task_ids``; return one :class:`Episode` per episode
     (same order as the episode ids). ``make_env``: a zero-argument env factory, or a list of envs to reuse
     (its length then bounds ``max_parallel``). ``progress``: a tqdm bar of finished episodes on stderr,
     with the mean reward so far."""
@@ -123,7 +72,7 @@ def collect_rollouts(
     else:
         results = list(episodes)
     results.sort(key=lambda r: r.job.key)
-    return [r.to_rollout() for r in results]
+    return results
 
 
 def iter_episodes(
@@ -134,13 +83,15 @@ def iter_episodes(
     max_parallel: int | None = None,
     refill: bool = True,
     max_steps: int = 10_000,
-) -> Iterator[EpisodeResult]:
+    keep_transcripts: bool = False,
+) -> Iterator[Episode]:
     """Run ``jobs`` with up to ``max_parallel`` envs stepped together (one ``policy.act`` per step for
     every acting agent of every live env; one batched tool execution per step) and yield each episode's
-    :class:`EpisodeResult` as it finishes (``refill=True``: a free env takes the next job at once) or at the
+    :class:`Episode` as it finishes (``refill=True``: a free env takes the next job at once) or at the
     end of its wave (``refill=False``: a new wave starts when every env of the last one has finished).
     ``make_env``: a zero-argument env factory, or a list of envs to reuse. An episode still running after
-    ``max_steps`` steps raises ``RuntimeError``."""
+    ``max_steps`` steps raises ``RuntimeError``. ``keep_transcripts``: fill each episode's ``messages``,
+    ``texts`` and ``parents`` (every agent's context, raw generated texts and spawning agent)."""
     from wideseek_env.env import execute_tool_requests
 
     jobs = list(jobs)
@@ -161,7 +112,7 @@ def iter_episodes(
         started = time.perf_counter()
         _, infos = env.reset(seed=job.seed, options={"task_id": job.task_id})
         return {"env": env, "job": job, "infos": infos, "failed": {}, "errors": Counter(),
-                "final": None, "steps": 0, "started": started}
+                "texts": {}, "final": None, "steps": 0, "started": started}
 
     while queue or live:
         if queue and free and (refill or not live):
@@ -180,6 +131,8 @@ def iter_episodes(
         actions: dict[int, dict[str, str]] = {id(s): {} for s in live}
         for (s, agent), resp in zip(owners, responses):
             actions[id(s)][agent] = resp.text
+            if keep_transcripts:
+                s["texts"].setdefault(agent, []).append(resp.text)
             if resp.error:
                 s["errors"][str(resp.error)] += 1
                 s["failed"].setdefault(agent, str(resp.error))
@@ -203,10 +156,10 @@ def iter_episodes(
         live = still
         for s in finished:
             free.append(s["env"])
-            yield _finish(s, policy)
+            yield _finish(s, policy, keep_transcripts)
 
 
-def _finish(s: dict[str, Any], policy: Policy) -> EpisodeResult:
+def _finish(s: dict[str, Any], policy: Policy, keep_transcripts: bool) -> Episode:
     env = s["env"]
     job: EpisodeJob = s["job"]
     rewards, terms, truncs, infos = s["final"]
@@ -225,12 +178,14 @@ def _finish(s: dict[str, Any], policy: Policy) -> EpisodeResult:
         if agent in s["failed"]:
             traj.failed = True
             traj.error = s["failed"][agent]
+        _flag_offending_turns(traj)
         traj.info.setdefault("task_id", job.task_id)
     metrics["subagents_spawned"] = metrics.get("subagents_spawned", max(len(trajs) - 1, 0))
     metrics["policy_errors"] = dict(sorted(s["errors"].items()))
-    return EpisodeResult(
+    if record is not None:
+        metrics["calls_by_role"] = _calls_by_role(record)
+    episode = Episode(
         job=job,
-        group_id=job.task_id,
         reward=reward,
         trajectories=trajs,
         answer_parsed=bool(metrics.get("answer_parsed", True)) and not truncated,
@@ -239,3 +194,29 @@ def _finish(s: dict[str, Any], policy: Policy) -> EpisodeResult:
         seconds=time.perf_counter() - s["started"],
         steps=s["steps"],
     )
+    if keep_transcripts:
+        names = list(record.agents) if record is not None else list(s["texts"])
+        episode.messages = {a: env.context(a) for a in names}
+        episode.texts = {a: s["texts"].get(a, []) for a in names}
+        episode.parents = {a: record.agents[a].parent for a in names} if record is not None else {}
+    return episode
+
+
+def _flag_offending_turns(traj: Any) -> None:
+    """``Turn.failed`` on a runaway turn (cut at the per-turn budget) and on the last turn of an agent
+    whose context overflowed (the env's context limit, or the model's)."""
+    for turn in traj.turns:
+        if turn.finish_reason == "length":
+            turn.failed = True
+    if traj.turns and traj.error in ("context", CONTEXT_LENGTH_ERROR):
+        traj.turns[-1].failed = True
+
+
+def _calls_by_role(record: Any) -> dict[str, dict[str, int]]:
+    """{role: {"valid": tool calls run, "invalid": malformed or disallowed calls}} over the episode."""
+    out: dict[str, dict[str, int]] = {}
+    for agent in record.agents.values():
+        role = out.setdefault(agent.role, {"valid": 0, "invalid": 0})
+        role["valid"] += sum(agent.tool_calls.values())
+        role["invalid"] += agent.invalid_calls
+    return out

@@ -11,7 +11,8 @@ model saw it. Each generation adds one :class:`Turn` to the agent's :class:`Traj
 ``mask``          1 for generated tokens that a trainer should train on, 0 otherwise (all 1 when recorded;
                   a trainer or rollout runner may zero turns, e.g. those of a failed subagent);
 ``suffix_ids``    the template's end-of-turn tokens appended after the response when the model did not
-                  generate them itself (``<|im_end|>`` after a length cut, the ``\\n`` after ``<|im_end|>``).
+                  generate them itself (``<|im_end|>`` after a length cut, the ``\\n`` after ``<|im_end|>``);
+``failed``        set by the rollout runner on an offending turn (runaway or context overflow).
 
 So the buffer is always ``full_ids`` = concatenation over turns of ``prompt_ids + response_ids +
 suffix_ids``, and ``loss_mask`` marks the generated tokens in it. Earlier tokens never change: the
@@ -34,6 +35,10 @@ class Turn:
     finish_reason: str = ""
     # Offset of prompt_ids in the agent's full token buffer (set by Trajectory.add_turn).
     start: int = 0
+    #: An offending turn (set by the rollout runner): a runaway generation that used the whole per-turn
+    #: budget, or the turn after which the agent's context overflowed. RLinf's credit assignment trains
+    #: only such turns in a failed rollout (``turn_selection="rlinf"`` in agents.grpo).
+    failed: bool = False
 
     def __post_init__(self) -> None:
         if len(self.mask) != len(self.response_ids):

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agents.evaluate import read_episodes, select_tasks, summarize  # noqa: E402
+from agents.eval import read_episodes, select_tasks, summarize  # noqa: E402
 from benchmarks._common import describe_machine, pct  # noqa: E402
 from benchmarks.width_scaling import versions  # noqa: E402
 from wideseek_env.tasks import load_tasks  # noqa: E402

@@ -53,10 +53,10 @@ def write_tasks(path: Path) -> Path:
 
 
 def run(label: str, lr: float, args, work: Path, tasks: Path) -> list[dict]:
-    from agents.trainer import TrainConfig, Trainer
+    from agents.train import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        model="tiny", tasks=str(tasks), tools="none", env_preset="single", reward_fn=vowel_reward,
+        model="tiny", tasks=str(tasks), tools="none", preset="single", reward_fn=vowel_reward,
         steps=args.steps, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
         max_tokens=args.max_tokens, lr=lr, micro_batch_size=16, output_dir=str(work / label), save_every=0,
         keep_checkpoints=1, logger="jsonl", seed=args.seed,

@@ -5,7 +5,7 @@ multi-agent vs single-agent on the same tasks, for the scripted baseline and for
         [--llm-max-tokens 256] [--llm-temperature 0] [--policies scripted,smollm2]
         [--runs data/evals/width-scaling] [--out benchmarks/results]
 
-Every setting is one ``agents.evaluate.evaluate`` run (what ``wideseek eval`` does) into
+Every setting is one ``agents.eval.evaluate`` run (what ``wideseek eval`` does) into
 ``--runs/<policy>-<setting>``: resumable, so an interrupted benchmark continues where it stopped and a
 second call only rebuilds the report. Settings: multi-agent with ``EnvConfig.max_subagents_per_call`` =
 k for k in ``--widths`` (the lead keeps the paper's 10 turns), and single-agent (SingleSeek: one agent,
@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
-from agents.evaluate import EvalSpec, evaluate, read_episodes, select_tasks, summarize  # noqa: E402
+from agents.eval import EvalSpec, evaluate, read_episodes, select_tasks, summarize  # noqa: E402
 from benchmarks._common import describe_machine, package_versions, pct  # noqa: E402
 from wideseek_env.paths import default_corpus_dir, default_tasks_dir  # noqa: E402
 from wideseek_env.tasks import load_tasks  # noqa: E402
@@ -127,10 +127,10 @@ def main() -> int:
             run_dir = runs / f"smollm2-{name}"
             done = read_episodes(run_dir / "episodes.jsonl") if (run_dir / "episodes.jsonl").exists() else {}
             if policy is None and len(done) < len(llm_tasks):
-                from agents.evaluate import build_policy
+                from agents.eval.run import policy_for
 
                 started = time.perf_counter()
-                policy = build_policy(spec, llm_tasks)
+                policy = policy_for(spec, llm_tasks, spec.resolved_model())
                 results["llm_engine_start_s"] = round(time.perf_counter() - started, 1)
             load = os.getloadavg()
             s = evaluate(spec, run_dir, progress=True, print_table=False, policy=policy)

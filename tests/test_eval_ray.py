@@ -45,7 +45,7 @@ def _lines(out: Path) -> list[dict]:
 
 
 def test_ray_eval_matches_local_and_resumes(task_file, ottqa_corpus, tmp_path, local_ray):
-    from agents.evaluate import EvalSpec, evaluate
+    from agents.eval import EvalSpec, evaluate
 
     def spec(**kw):
         return EvalSpec(policy="scripted", tasks=str(task_file), corpus=str(ottqa_corpus), parallel=2, **kw)
@@ -69,7 +69,7 @@ def test_ray_eval_matches_local_and_resumes(task_file, ottqa_corpus, tmp_path, l
 
 
 def test_ray_samples_stream_into_one_file(task_file, ottqa_corpus, tmp_path, local_ray):
-    from agents.evaluate import EvalSpec, evaluate
+    from agents.eval import EvalSpec, evaluate
 
     spec = EvalSpec(policy="oracle", tasks=str(task_file), corpus=str(ottqa_corpus), parallel=2, samples=2)
     s = evaluate(spec, tmp_path / "o", progress=False, print_table=False, ray_address="local")

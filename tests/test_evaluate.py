@@ -1,4 +1,4 @@
-"""The evaluation harness (agents/evaluate.py, ``wideseek eval``) on the real corpus and generated tasks."""
+"""The evaluation harness (agents/eval, ``wideseek eval``) on the real corpus and generated tasks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import agents.evaluate as ev
-from agents.evaluate import EvalError, EvalSpec, RunMismatchError, evaluate, read_episodes, select_tasks
+from agents.episode import Episode
+from agents.eval import EvalError, EvalSpec, RunMismatchError, evaluate, read_episodes, select_tasks
 from wideseek_env.cli import main
 from wideseek_env.tasks import load_tasks
 
@@ -113,19 +113,19 @@ def test_resume_after_limit_then_full(task_file, ottqa_corpus, tmp_path):
 
 def test_resume_after_interruption_and_truncated_line(task_file, ottqa_corpus, tmp_path, monkeypatch):
     out = tmp_path / "i"
-    real = ev.episode_record
+    real = Episode.record
     calls = {"n": 0}
 
-    def flaky(result, kind):
+    def flaky(episode, kind):
         calls["n"] += 1
         if calls["n"] == 4:
             raise KeyboardInterrupt
-        return real(result, kind)
+        return real(episode, kind)
 
-    monkeypatch.setattr(ev, "episode_record", flaky)
+    monkeypatch.setattr(Episode, "record", flaky)
     with pytest.raises(KeyboardInterrupt):
         evaluate(_spec(task_file, ottqa_corpus), out, progress=False, print_table=False)
-    monkeypatch.setattr(ev, "episode_record", real)
+    monkeypatch.setattr(Episode, "record", real)
     assert len(_lines(out)) == 3
     # a run killed while writing a line: the partial last line is cut off and the episode run again
     good = (out / "episodes.jsonl").read_bytes()

@@ -444,7 +444,7 @@ def test_env_config_from_dict_rejects_non_mappings_and_unknown_keys(data):
 
 
 train_fields = st.sampled_from(["model", "policy", "tasks", "steps", "tasks_per_step", "group_size", "lr", "betas",
-                                "eps_low", "eps_high", "dual_clip", "lora", "env", "env_preset", "aggregation",
+                                "eps_low", "eps_high", "dual_clip", "lora", "env", "preset", "aggregation",
                                 "save_every", "max_len", "seed", "resume", "logger", "weight_decay", "sampling",
                                 "max_tokens", "temperature", "num_minibatches"]) | st.text(max_size=8)
 
@@ -453,9 +453,9 @@ train_fields = st.sampled_from(["model", "policy", "tasks", "steps", "tasks_per_
 def trainer_module():
     pytest.importorskip("yaml")
     pytest.importorskip("torch")
-    import agents.trainer  # imported once here, so that no example pays for importing torch
+    import agents.train  # imported once here, so that no example pays for importing torch
 
-    return agents.trainer
+    return agents.train
 
 
 @FAST

@@ -59,17 +59,17 @@ def arm(owner, name, half=None):
 
 if target == "EpisodeLog.append-half":
     import json
-    import agents.evaluate as ev
+    import agents.eval.records as ev
 
     def half_line(self, record):  # a line cut in the middle, flushed to the file
         line = json.dumps(record, ensure_ascii=False) + "\n"
         self._f.write(line[: len(line) // 2])
         self._f.flush()
 
-    arm(ev.EpisodeLog, "append", half_line)
-elif target == "Trainer.update":
-    import agents.trainer as tr
-    arm(tr.Trainer, "update")
+    arm(ev.JsonlLog, "append", half_line)
+elif target == "Trainer.optimize":
+    import agents.train.trainer as tr
+    arm(tr.Trainer, "optimize")
 elif target != "none":
     raise SystemExit("unknown kill point " + target)
 
@@ -220,7 +220,7 @@ def train_config(setup: dict, out: Path) -> Path:
 
     config = {
         "model": str(setup["model"]), "policy": "hf", "tasks": str(setup["tasks"]), "tools": "none",
-        "env_preset": "single", "reward_fn": f"{setup['reward']}:length_reward", "steps": 4,
+        "preset": "single", "reward_fn": f"{setup['reward']}:length_reward", "steps": 4,
         "tasks_per_step": 2, "group_size": 2, "max_tokens": 8, "lr": 1e-3, "micro_batch_size": 2,
         "output_dir": str(out), "save_every": 2, "keep_checkpoints": None, "logger": "jsonl", "seed": 3,
         "resume": "auto",
@@ -249,7 +249,7 @@ def final_state(out: Path) -> tuple[dict, dict]:
 def test_training_killed_mid_step_resumes_identically_and_skips_a_half_written_checkpoint(train_setup, tmp_path):
     import torch
 
-    from agents.trainer import TrainConfig, Trainer
+    from agents.train import TrainConfig, Trainer
 
     # The uninterrupted reference, in this process (the subprocesses below use as many threads).
     reference = tmp_path / "reference"
@@ -263,7 +263,7 @@ def test_training_killed_mid_step_resumes_identically_and_skips_a_half_written_c
     out = tmp_path / "run"
     args = ["train", "--config", str(train_config(train_setup, out))]
     # Killed during the update of step 4: steps 1-3 ran and were logged, step 2 is the last checkpoint.
-    killed = run_cli(tmp_path, args, kill_at="Trainer.update", after=3, env=threads)
+    killed = run_cli(tmp_path, args, kill_at="Trainer.optimize", after=3, env=threads)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert [r["step"] for r in metrics_rows(out)] == [1, 2, 3]
     assert [p.name for p in sorted((out / "checkpoints").iterdir())] == ["step_000002"]
@@ -315,7 +315,7 @@ def test_a_checkpoint_is_loaded_as_data_only(train_setup, tmp_path):
 
     import torch
 
-    from agents.trainer import TrainConfig, TrainConfigError, Trainer
+    from agents.train import TrainConfig, TrainConfigError, Trainer
 
     out = tmp_path / "run"
     trainer = Trainer(TrainConfig.from_yaml(train_config(train_setup, out), ["steps=2"]))

@@ -39,7 +39,7 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("wideseek_env/play.py", "load_policy", "dynamic-import"):
         "'wideseek play --others MODULE:CLASS': the user names their own policy class on the command "
         "line, like 'python -m'; nothing from a corpus, task, agent or request reaches it",
-    ("agents/trainer.py", "load_callable", "dynamic-import"):
+    ("agents/setup.py", "load_callable", "dynamic-import"):
         "reward_fn/tools 'module:function' or 'file.py:function' from the user's own training config "
         "(a YAML file they wrote, like a Python script they run); the config is read with "
         "yaml.safe_load, so a task or corpus cannot inject it",

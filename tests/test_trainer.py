@@ -14,7 +14,7 @@ pytest.importorskip("transformers")
 
 from agents.models import tiny_test_model  # noqa: E402
 from agents.policy import ChatTokenPolicy, Generation  # noqa: E402
-from agents.trainer import TrainConfig, TrainConfigError, Trainer  # noqa: E402
+from agents.train import TrainConfig, TrainConfigError, Trainer  # noqa: E402
 from wideseek_env.tasks import save_tasks  # noqa: E402
 from wideseek_env.tasks.schema import ColumnSpec, Task  # noqa: E402
 from wideseek_env.tools.parsing import render_tool_call  # noqa: E402
@@ -43,7 +43,7 @@ def length_reward(task, answer, record) -> float:
 
 
 def _config(tmp: Path, tiny: Path, tasks: Path, **kw) -> TrainConfig:
-    base = dict(model=str(tiny), tasks=str(tasks), tools="none", env_preset="single", reward_fn=length_reward,
+    base = dict(model=str(tiny), tasks=str(tasks), tools="none", preset="single", reward_fn=length_reward,
                 steps=2, tasks_per_step=2, group_size=2, max_tokens=8, lr=1e-3, micro_batch_size=2,
                 output_dir=str(tmp), save_every=1, keep_checkpoints=None, logger="jsonl", seed=3)
     base.update(kw)
@@ -168,7 +168,7 @@ def test_multi_agent_batch_trains_every_agent(tmp_path, tiny, toy_tasks):
     def reward(task, answer, record):  # scripted episodes are identical: vary the reward by hand
         return float(next(counter) % 3)
 
-    cfg = _config(tmp_path, tiny, toy_tasks, env_preset="default", steps=1, turn_selection="rlinf",
+    cfg = _config(tmp_path, tiny, toy_tasks, preset="default", steps=1, turn_selection="rlinf",
                   tasks_per_step=1, group_size=3, num_minibatches=2, micro_batch_size=3, reward_fn=reward)
     from transformers import AutoTokenizer
 
@@ -181,7 +181,7 @@ def test_multi_agent_batch_trains_every_agent(tmp_path, tiny, toy_tasks):
         assert [len(t.turns) for t in r.trajectories.values()] == [2, 1, 1]
     before = _params(trainer.model)
     m = trainer.update(rollouts)
-    assert m["episode/agents"] == 3 and m["episode/subagents_spawned"] == 2
+    assert m["episode/agents"] == 3 and m["episode/subagents"] == 2
     assert m["train/samples"] == 9 and m["optimizer_steps"] == 2 and m["grad_norm"] > 0
     assert "logprob_gap/mean_abs" not in m  # no engine logprobs to compare
     assert any(not torch.equal(before[n], p) for n, p in trainer.model.named_parameters())
@@ -228,7 +228,7 @@ def test_wideseek_train_command(tmp_path, tiny, toy_tasks, capsys):
     reward.write_text("def reward(task, answer, record):\n    return float(len(answer) % 3)\n")
     cfg = tmp_path / "train.yaml"
     cfg.write_text(
-        f"model: {tiny}\ntasks: {toy_tasks}\ntools: none\nenv_preset: single\nreward_fn: {reward}:reward\n"
+        f"model: {tiny}\ntasks: {toy_tasks}\ntools: none\npreset: single\nreward_fn: {reward}:reward\n"
         f"steps: 1\ntasks_per_step: 1\ngroup_size: 2\nmax_tokens: 4\noutput_dir: {tmp_path / 'run'}\n"
         "logger: auto\n"
     )

@@ -187,6 +187,18 @@ class EnvConfig:
         """SingleSeek: one agent with search + access, 50 turns."""
         return cls(**{"mode": "single", **cls._check_keys(overrides)})
 
+    @classmethod
+    def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> "EnvConfig":
+        """The preset ``name`` (a key of :data:`PRESETS`) with ``overrides`` applied on top.
+
+        The one preset table of the package: ``wideseek eval --preset``, ``wideseek train``'s ``preset:``
+        and ``wideseek sft`` all resolve names here. Unknown names and fields are :class:`ConfigError`."""
+        try:
+            build = PRESETS[name]
+        except (KeyError, TypeError):
+            raise ConfigError(f"unknown env preset {name!r}; choose one of: {', '.join(PRESETS)}") from None
+        return build(cls, **cls._check_keys(overrides or {}))
+
     def replace(self, **changes: Any) -> "EnvConfig":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **self._check_keys(changes))
@@ -219,3 +231,14 @@ class EnvConfig:
         if role == "subagent":
             return self.subagent_max_turns
         return self.single_max_turns
+
+
+#: Preset name -> builder (``EnvConfig.from_preset``). ``default``: multi-agent, paper limits, invalid calls
+#: answered with an error message; ``paper``: invalid call = final answer; ``rlinf``: RLinf's settings
+#: (first tool call only, shaped reward); ``single``: one agent with search + access, 50 turns.
+PRESETS: dict[str, Any] = {
+    "default": lambda cls, **kw: cls(**kw),
+    "paper": lambda cls, **kw: cls.paper(**kw),
+    "rlinf": lambda cls, **kw: cls.rlinf(**kw),
+    "single": lambda cls, **kw: cls.single_agent(**kw),
+}

@@ -478,10 +478,8 @@ class WideSeekEnv(ParallelEnv):
         return out
 
     def _default_tools(self, corpus: Any, summarizer: Any) -> list[Tool]:
-        from wideseek_env.tools.access import AccessTool
-        from wideseek_env.tools.search import SearchTool
+        from wideseek_env.tools.defaults import default_tools
 
-        cfg = self.config
         if corpus is None:
             from wideseek_env.paths import default_corpus_dir
 
@@ -493,17 +491,7 @@ class WideSeekEnv(ParallelEnv):
             self._owns_retriever = True
         else:
             self.retriever = corpus
-        search = SearchTool(
-            self.retriever,
-            max_queries=cfg.max_search_queries,
-            default_count=cfg.search_top_k,
-            max_count=max(10, cfg.search_top_k),
-            snippet_chars=cfg.snippet_chars,
-        )
-        access = AccessTool(
-            self.retriever, max_urls=cfg.max_access_urls, page_chars=cfg.page_chars, summarizer=summarizer
-        )
-        return [search, access]
+        return default_tools(self.retriever, self.config, summarizer)
 
     # ------------------------------------------------------------------ spaces
 

@@ -1,0 +1,41 @@
+"""Small file-system helpers shared by long-running commands: an exclusive directory lock and atomic
+JSON writes (a reader never sees a half-written file; a kill leaves the old file or the new one)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from wideseek_env.errors import WideseekError
+
+__all__ = ["locked_dir", "write_json_atomic"]
+
+
+@contextlib.contextmanager
+def locked_dir(directory: Path, busy_message: str) -> Iterator[None]:
+    """Hold an exclusive, non-blocking ``flock`` on ``directory/.lock`` for the ``with`` block.
+
+    Another holder (in any process) makes it raise :class:`WideseekError` with ``busy_message``. The lock
+    goes with the process, so a killed run never leaves a stale lock behind."""
+    import fcntl
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise WideseekError(busy_message) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as indented JSON to ``path`` through a temporary file and ``os.replace``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
