@@ -55,8 +55,12 @@ def format_transcript(transcript: dict[str, Any], *, width: int = 400) -> str:
         status = f"  [failed: {entry.get('error')}]" if entry.get("failed") else ""
         lines.append(f"{pad}=== {agent}{status}")
         queue = list(children.get(agent, []))
+        texts = list(entry.get("texts") or [])
         for message in entry.get("messages", []):
-            lines.append(f"{pad}[{message.get('role')}] {_body(message, width)}")
+            shown = message
+            if message.get("role") == "assistant" and texts:
+                shown = {"content": texts.pop(0)}  # the raw text the model generated, not the parsed form
+            lines.append(f"{pad}[{message.get('role')}] {_body(shown, width)}")
             if message.get("role") == "assistant":
                 for _ in range(min(_spawned(message), len(queue))):
                     walk(queue.pop(0), depth + 1)

@@ -66,6 +66,7 @@ class TrainConfig:
     #: A task file; None: the generated train split (never the test split).
     tasks: str | None = None
     task_ids: list[str] | None = None  # train on these tasks only
+    task_kinds: list[str] | None = None  # train on tasks of these kinds only (e.g. [transcribe] first)
     #: Training on the task file that evaluation uses is refused unless this is true.
     allow_eval_tasks: bool = False
     corpus: str | None = None  # a built corpus directory or an http(s) retrieval server URL

@@ -205,8 +205,13 @@ class Trainer:
 
     def task_ids(self) -> list[str]:
         if self._task_ids is None:
+            cfg = self.config
             tasks = self.env_setup.tasks if self.env_setup is not None else self.envs()[0].tasks
-            self._task_ids = list(self.config.task_ids or [t.id for t in tasks])
+            if cfg.task_kinds:
+                tasks = [t for t in tasks if getattr(t, "kind", None) in cfg.task_kinds]
+            self._task_ids = list(cfg.task_ids or [t.id for t in tasks])
+            if not self._task_ids:
+                raise TrainConfigError(f"no training task left (task_ids={cfg.task_ids}, task_kinds={cfg.task_kinds})")
         return self._task_ids
 
     # ------------------------------------------------------------------ helpers
