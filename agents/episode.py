@@ -62,8 +62,9 @@ class Episode:
     context). ``answer_parsed``: the lead's answer had the expected form and the episode was not
     truncated. ``metrics``: the env's end-of-episode metrics plus ``policy_errors`` ({error: count}) and
     ``calls_by_role`` ({role: {"valid": n, "invalid": m}}). ``seconds``: wall time from reset to the last
-    step. ``messages`` / ``texts``: per agent, its whole chat context and the raw texts it generated (only
-    when the runner was asked to keep transcripts).
+    step. ``messages`` / ``texts`` / ``tools`` / ``parents``: per agent, its whole chat context, the raw
+    texts it generated, its tool schemas and the agent that spawned it (only when the runner was asked to
+    keep transcripts).
     """
 
     job: EpisodeJob
@@ -77,6 +78,7 @@ class Episode:
     messages: dict[str, list[dict[str, Any]]] | None = None
     texts: dict[str, list[str]] | None = None
     parents: dict[str, str | None] | None = None
+    tools: dict[str, list[dict[str, Any]]] | None = None
 
     @property
     def group_id(self) -> str:
@@ -155,6 +157,7 @@ class Episode:
                 "parent": (self.parents or {}).get(agent),
                 "messages": (self.messages or {}).get(agent, []),
                 "texts": (self.texts or {}).get(agent, []),
+                "tools": (self.tools or {}).get(agent, []),
             }
             traj = self.trajectories.get(agent)
             if traj is not None:

@@ -91,7 +91,8 @@ def iter_episodes(
     end of its wave (``refill=False``: a new wave starts when every env of the last one has finished).
     ``make_env``: a zero-argument env factory, or a list of envs to reuse. An episode still running after
     ``max_steps`` steps raises ``RuntimeError``. ``keep_transcripts``: fill each episode's ``messages``,
-    ``texts`` and ``parents`` (every agent's context, raw generated texts and spawning agent)."""
+    ``texts``, ``tools`` and ``parents`` (every agent's context, raw generated texts, tool schemas and
+    spawning agent)."""
     from wideseek_env.env import execute_tool_requests
 
     jobs = list(jobs)
@@ -197,6 +198,7 @@ def _finish(s: dict[str, Any], policy: Policy, keep_transcripts: bool) -> Episod
     if keep_transcripts:
         names = list(record.agents) if record is not None else list(s["texts"])
         episode.messages = {a: env.context(a) for a in names}
+        episode.tools = {a: env.tool_schemas(a) for a in names}
         episode.texts = {a: s["texts"].get(a, []) for a in names}
         episode.parents = {a: record.agents[a].parent for a in names} if record is not None else {}
     return episode

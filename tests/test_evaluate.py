@@ -236,3 +236,83 @@ def test_hf_policy_smoke(task_file, ottqa_corpus, tmp_path):
     for r in _lines(tmp_path / "hf"):
         assert r["scores"]["item_f1"] == 0.0  # random weights answer noise
         assert "generated_tokens" not in r["metrics"] or r["metrics"]["generated_tokens"] >= 0
+
+
+# ------------------------------------------------------------------------------------------ env overrides
+
+
+def test_cli_env_overrides_reach_the_env_and_the_run_identity(task_file, ottqa_corpus, tmp_path, capsys):
+    out = tmp_path / "env"
+    args = ["eval", "--policy", "scripted", "--tasks", str(task_file), "--corpus", str(ottqa_corpus),
+            "--out", str(out), "--limit", "2", "--no-progress"]
+    assert main(args + ["--env", "page_chars=900", "--env", "lead_max_turns=4"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["identity"]["env"]["page_chars"] == 900 and run["identity"]["env"]["lead_max_turns"] == 4
+    # a different env setting is a different run
+    assert main(args + ["--env", "page_chars=901", "--env", "lead_max_turns=4"]) == 2
+    assert "differs in: env.page_chars" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("page_chars", "must look like KEY=VALUE"),
+    ("no_such_field=1", "not an env setting"),
+    ("page_chars=0", "page_chars must be an integer >= 1"),
+])
+def test_cli_bad_env_override_is_one_line(task_file, ottqa_corpus, tmp_path, capsys, bad, message):
+    rc = main(["eval", "--policy", "scripted", "--tasks", str(task_file), "--corpus", str(ottqa_corpus),
+               "--out", str(tmp_path / "bad"), "--no-progress", "--env", bad])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and message in err and "\n" not in err
+
+
+def test_env_override_changes_what_the_agent_reads(task_file, ottqa_corpus, tmp_path):
+    """A page cut at 300 characters leaves the scripted baseline less to read than the default 25,000."""
+    full = evaluate(_spec(task_file, ottqa_corpus, limit=3), tmp_path / "full", progress=False, print_table=False)
+    cut = evaluate(_spec(task_file, ottqa_corpus, limit=3, env={"page_chars": 300}), tmp_path / "cut",
+                   progress=False, print_table=False)
+    assert cut["item_f1_avg"] < full["item_f1_avg"]
+
+
+# ------------------------------------------------------------------------------------------ transcripts
+
+
+def test_transcripts_hold_every_agents_conversation_and_tokens(task_file, ottqa_corpus, tmp_path):
+    pytest.importorskip("torch")
+    from transformers import AutoTokenizer
+
+    from agents.setup import resolve_model
+
+    out = tmp_path / "tr"
+    evaluate(_spec(task_file, ottqa_corpus, policy="hf", model="tiny", limit=2, max_tokens=8, parallel=2,
+                   temperature=0.0, save_transcripts=True), out, progress=False, print_table=False)
+    records = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert [(r["task_id"], r["sample"]) for r in records] == _keys(out)
+    tok = AutoTokenizer.from_pretrained(resolve_model("tiny"))
+    for r in records:
+        lead = r["agents"]["lead"]
+        assert lead["parent"] is None and lead["messages"][0]["role"] == "system"
+        assert len(lead["turns"]) == len(lead["texts"]) >= 1
+        for turn, text in zip(lead["turns"], lead["texts"]):
+            # the saved token trajectory decodes to exactly the text the env received
+            assert tok.decode(turn["response_ids"], skip_special_tokens=True) == text
+            assert len(turn["mask"]) == len(turn["response_ids"]) and turn["prompt_ids"]
+        # and its first prompt re-renders from the saved system prompt, task and tool schemas to the same ids
+        first = tok.apply_chat_template(lead["messages"][:2], tools=lead["tools"], tokenize=False,
+                                        add_generation_prompt=True)
+        assert lead["turns"][0]["prompt_ids"] == tok.encode(first, add_special_tokens=False)
+
+
+def test_show_prints_the_episode_as_a_tree(task_file, ottqa_corpus, tmp_path, capsys):
+    out = tmp_path / "show"
+    assert main(["eval", "--policy", "scripted", "--tasks", str(task_file), "--corpus", str(ottqa_corpus),
+                 "--out", str(out), "--limit", "1", "--no-progress", "--save-transcripts"]) == 0
+    capsys.readouterr()
+    assert main(["show", str(out), "--episode", "0", "--width", "120"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    lead_at = lines.index("=== lead")
+    subs = [i for i, line in enumerate(lines) if line.startswith("    === sub_")]
+    assert subs and all(i > lead_at for i in subs)  # subagents indented under the lead's call
+    assert any("call_subagent" in line for line in lines[lead_at:subs[0]])
+    assert main(["show", str(out), "--episode", "5"]) == 2
+    assert "out of range" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from typing import Any
 from wideseek_env.errors import WideseekError
 
 __all__ = ["list_checkpoints", "save_checkpoint", "load_trainer_state", "rng_state", "restore_rng",
-           "checkpoint_model_dir"]
+           "checkpoint_model_dir", "export_weights"]
 
 _CHECKPOINT_NAME = re.compile(r"step_\d+")
 
@@ -107,3 +107,27 @@ def load_trainer_state(ckpt: Path) -> dict[str, Any]:
             f"cannot load the checkpoint {ckpt} ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); "
             "resume from another checkpoint, or start afresh with resume: null"
         ) from None
+
+
+def export_weights(model: Any, *, lora: bool, dtype: Any = None) -> list[tuple[str, Any]]:
+    """(name, tensor) pairs in the checkpoint's HF naming, LoRA merged in (cast to ``dtype`` if given)."""
+    seen: set[int] = set()
+
+    def unique(named):  # tied weights (embeddings = LM head) once, under their first name
+        out = []
+        for name, t in named:
+            if t.data_ptr() in seen:
+                continue
+            seen.add(t.data_ptr())
+            out.append((name, t))
+        return out
+
+    if lora:
+        model.merge_adapter()
+        try:
+            named = unique((n.replace(".base_layer.", "."), t)
+                           for n, t in model.get_base_model().state_dict().items() if "lora_" not in n)
+            return [(n, t.detach().to(dtype or t.dtype, copy=True)) for n, t in named]
+        finally:
+            model.unmerge_adapter()
+    return [(n, t.detach().to(dtype or t.dtype)) for n, t in unique(model.state_dict().items())]

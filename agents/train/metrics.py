@@ -20,7 +20,7 @@ from wideseek_env.errors import WideseekError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MetricsLogger", "batch_metrics", "group_rewards", "mean", "std"]
+__all__ = ["MetricsLogger", "LogprobGap", "batch_metrics", "group_rewards", "mean", "std"]
 
 
 class MetricsLogger:
@@ -141,3 +141,28 @@ def batch_metrics(episodes: Sequence[Any], batch: Any = None) -> dict[str, float
         m["train/samples"] = 0.0
         m["train/tokens"] = 0.0
     return m
+
+
+class LogprobGap:
+    """Engine-vs-trainer logprob gap of the sampled tokens: mean |d|, max |d|, k3 KL(engine || trainer)."""
+
+    def __init__(self) -> None:
+        self.abs = self.max = self.k3 = 0.0
+        self.n = 0
+
+    def add(self, trainer_lp: Any, engine_lp: Any, mask: Any) -> None:
+        import torch
+
+        d = (trainer_lp - engine_lp)[mask]
+        if d.numel():
+            self.abs += float(d.abs().sum())
+            self.max = max(self.max, float(d.abs().max()))
+            self.k3 += float((torch.exp(d) - d - 1).sum())
+            self.n += int(d.numel())
+
+    def metrics(self) -> dict[str, float]:
+        if not self.n:
+            return {}
+        return {"logprob_gap/mean_abs": self.abs / self.n, "logprob_gap/max_abs": self.max,
+                "logprob_gap/kl_k3": self.k3 / self.n}
+

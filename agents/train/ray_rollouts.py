@@ -24,7 +24,7 @@ class RolloutWorker:
 
     def __init__(self, config_dict: dict[str, Any], model_dir: str, train_file: str) -> None:
         from agents.train.config import TrainConfig
-        from agents.train.trainer import rollout_policy, train_env_setup
+        from agents.train.build import rollout_policy, train_env_setup
 
         self.config = TrainConfig.from_dict(config_dict)
         self.setup = train_env_setup(self.config, Path(train_file))

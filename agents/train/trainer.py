@@ -42,10 +42,12 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from agents.train.batching import split_by_signal, token_budget_microbatches
-from agents.train.checkpoints import (checkpoint_model_dir, list_checkpoints, load_trainer_state, restore_rng,
-                                      rng_state, save_checkpoint)
+from agents.train.checkpoints import (checkpoint_model_dir, export_weights, list_checkpoints, load_trainer_state,
+                                      restore_rng, rng_state, save_checkpoint)
 from agents.train.config import TrainConfig, TrainConfigError
-from agents.train.metrics import MetricsLogger, batch_metrics, mean
+from agents.train.evaluation import evaluate_policy
+from agents.train.build import load_training_model, rollout_policy, train_env_setup
+from agents.train.metrics import LogprobGap, MetricsLogger, batch_metrics, mean
 from wideseek_env.errors import require
 
 log = logging.getLogger(__name__)
@@ -162,31 +164,7 @@ class Trainer:
             raise TrainConfigError(f"TrainConfig.model: {exc}") from None
 
     def _load_model(self, resume_dir: Path | None):
-        torch, cfg = self.torch, self.config
-        src = self.model_dir
-        if resume_dir is not None and cfg.lora is None:
-            src = resume_dir / "model"
-        model = self.transformers.AutoModelForCausalLM.from_pretrained(str(src), dtype=getattr(torch, cfg.param_dtype))
-        model.to(self.device)
-        if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
-            model.config.use_cache = False
-        if cfg.lora is not None:
-            peft = require("peft", "train")
-            lo = dict(cfg.lora)
-            if resume_dir is not None:
-                model = peft.PeftModel.from_pretrained(model, str(resume_dir / "adapter"), is_trainable=True)
-            else:
-                lcfg = peft.LoraConfig(
-                    r=int(lo.get("r", 16)), lora_alpha=int(lo.get("alpha", 2 * int(lo.get("r", 16)))),
-                    lora_dropout=float(lo.get("dropout", 0.0)),
-                    target_modules=lo.get("target_modules", "all-linear"), task_type="CAUSAL_LM",
-                )
-                model = peft.get_peft_model(model, lcfg)
-            if cfg.gradient_checkpointing:
-                model.enable_input_require_grads()
-            model.to(self.device)
-        return model
+        return load_training_model(self.config, self.model_dir, self.device, resume_dir)
 
     def _make_policy(self):
         return rollout_policy(self.config, str(self.model_dir), model=self.model, tokenizer=self.tokenizer)
@@ -333,7 +311,7 @@ class Trainer:
         if not need:
             return {}
         self.model.eval()
-        gap = _Gap()
+        gap = LogprobGap()
         with torch.no_grad(), self._autocast():
             for mb in self._micro_batches(need):
                 t = collate(mb, self.pad_id, device=self.device)
@@ -365,7 +343,7 @@ class Trainer:
         self.model.train()
         stats, grad_norms = [], []
         dropped = 0
-        gap = _Gap()
+        gap = LogprobGap()
         ent_sum, ent_n = 0.0, 0
         for epoch in range(cfg.epochs):
             for mb_index, minibatch in enumerate(batch.split(cfg.num_minibatches)):
@@ -429,61 +407,15 @@ class Trainer:
 
     def export_weights(self, dtype: Any = None) -> list[tuple[str, Any]]:
         """(name, tensor) pairs in the checkpoint's HF naming, LoRA merged in (cast to ``dtype`` if given)."""
-        model = self.model
-        seen: set[int] = set()
-
-        def unique(named):  # tied weights (embeddings = LM head) once, under their first name
-            out = []
-            for name, t in named:
-                if t.data_ptr() in seen:
-                    continue
-                seen.add(t.data_ptr())
-                out.append((name, t))
-            return out
-
-        if self.config.lora is not None:
-            model.merge_adapter()
-            try:
-                named = unique((n.replace(".base_layer.", "."), t)
-                               for n, t in model.get_base_model().state_dict().items() if "lora_" not in n)
-                return [(n, t.detach().to(dtype or t.dtype, copy=True)) for n, t in named]
-            finally:
-                model.unmerge_adapter()
-        return [(n, t.detach().to(dtype or t.dtype)) for n, t in unique(model.state_dict().items())]
+        return export_weights(self.model, lora=self.config.lora is not None, dtype=dtype)
 
     # ------------------------------------------------------------------ phase: evaluation
 
     def evaluate(self, step: int) -> dict[str, float]:
-        """The current policy, greedy, on the fixed held-out sample, through the ``wideseek eval`` harness:
-        ``eval/*`` metrics; the run (with ``eval_transcripts`` transcripts) in ``evals/step_N``."""
-        from agents.eval import EvalSpec, evaluate
-        from agents.policy import SamplingConfig
-
-        cfg = self.config
-        corpus = cfg.corpus if cfg.corpus and not str(cfg.corpus).startswith(("http://", "https://")) else None
-        url = cfg.corpus if corpus is None and cfg.corpus else None
-        max_tokens = cfg.eval_max_tokens or cfg.max_tokens
-        spec = EvalSpec(policy=cfg.policy, tasks=str(self.eval_file), corpus=corpus, retriever_url=url,
-                        model=str(self.model_dir), preset=cfg.preset, env=dict(cfg.env), limit=cfg.eval_limit,
-                        seed=cfg.seed, temperature=0.0, max_tokens=max_tokens, max_model_len=cfg.max_model_len,
-                        parallel=max(1, min(cfg.tasks_per_step * cfg.group_size, cfg.eval_limit or 8)),
-                        save_transcripts=cfg.eval_transcripts > 0)
-        started = time.perf_counter()
-        with self.policy.sampling_override(SamplingConfig(temperature=0.0, max_tokens=max_tokens)), \
-                self._autocast(), self.torch.no_grad():
-            summary = evaluate(spec, self.out_dir / "evals" / f"step_{step:06d}", overwrite=True, progress=False,
-                               print_table=False, policy=self.policy, max_transcripts=cfg.eval_transcripts)
-        st = summary.get("stats", {})
-        return {
-            "eval/item_f1": summary["item_f1_avg"],
-            "eval/row_f1": summary["row_f1_avg"],
-            "eval/success": summary["success_avg"],
-            "eval/answer_parsed": st.get("answer_parsed_rate", 0.0),
-            "eval/tool_calls_per_episode": st.get("tool_calls_per_episode_total", 0.0),
-            "eval/subagents_per_episode": st.get("subagents_per_episode", 0.0),
-            "eval/episodes": float(st.get("episodes", 0)),
-            "time/eval_s": time.perf_counter() - started,
-        }
+        """The current policy, greedy, on the fixed held-out sample (see :mod:`agents.train.evaluation`)."""
+        with self._autocast(), self.torch.no_grad():
+            return evaluate_policy(self.config, self.policy, self.model_dir, self.eval_file,
+                                   self.out_dir / "evals" / f"step_{step:06d}")
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -580,72 +512,6 @@ class Trainer:
         if self.policy is not None and getattr(self.policy, "model", None) is not self.model:
             with contextlib.suppress(Exception):
                 self.policy.close()
-
-
-def rollout_sampling(cfg: TrainConfig) -> dict[str, Any]:
-    """Per-role sampling settings of the rollouts."""
-    base = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
-    out = {"default": dict(base)}
-    for role, over in (cfg.sampling or {}).items():
-        out[role] = {**base, **dict(over)}
-    return out
-
-
-def rollout_policy(cfg: TrainConfig, model_dir: str, *, model: Any = None, tokenizer: Any = None) -> Any:
-    """The sampling policy of a run: ``hf`` on ``model`` (the training model itself, or a replica loaded
-    from ``model_dir``) or a ``vllm`` engine on ``model_dir``. Both record token trajectories."""
-    from agents.setup import build_policy
-
-    if cfg.policy == "hf":
-        # With a temperature != 1 the ratio must use the distribution sampled from ("processed"),
-        # which token_logprobs reproduces by dividing the logits by the temperature.
-        return build_policy("hf", model=model if model is not None else model_dir, tokenizer=tokenizer,
-                            sampling=rollout_sampling(cfg), seed=cfg.seed, max_model_len=cfg.max_model_len,
-                            record_trajectories=True,
-                            options={"batch_size": cfg.generation_batch_size,
-                                     "logprobs_mode": "raw" if cfg.temperature == 1.0 else "processed"})
-    kwargs = dict(cfg.vllm_kwargs)
-    if cfg.temperature != 1.0:
-        kwargs.setdefault("logprobs_mode", "processed_logprobs")
-    kwargs.setdefault("per_request_seed", False)
-    return build_policy("vllm", model=model_dir, sampling=rollout_sampling(cfg), seed=cfg.seed,
-                        max_model_len=cfg.max_model_len or 4096, record_trajectories=True, options=kwargs)
-
-
-def train_env_setup(cfg: TrainConfig, train_file: Path) -> Any:
-    """The envs of a run: the train tasks, the preset + ``env`` overrides, the corpus, reward and tools."""
-    from agents.setup import EnvSetup, SetupError, env_config
-    from wideseek_env.tasks import load_tasks
-
-    try:
-        return EnvSetup.build(list(load_tasks(train_file)), env_config(cfg.preset, cfg.env),
-                              corpus=cfg.corpus, reward_fn=cfg.reward_fn, tools=cfg.tools)
-    except SetupError as exc:
-        raise TrainConfigError(str(exc)) from None
-
-
-class _Gap:
-    """Engine-vs-trainer logprob gap of the sampled tokens: mean |d|, max |d|, k3 KL(engine || trainer)."""
-
-    def __init__(self) -> None:
-        self.abs = self.max = self.k3 = 0.0
-        self.n = 0
-
-    def add(self, trainer_lp: Any, engine_lp: Any, mask: Any) -> None:
-        import torch
-
-        d = (trainer_lp - engine_lp)[mask]
-        if d.numel():
-            self.abs += float(d.abs().sum())
-            self.max = max(self.max, float(d.abs().max()))
-            self.k3 += float((torch.exp(d) - d - 1).sum())
-            self.n += int(d.numel())
-
-    def metrics(self) -> dict[str, float]:
-        if not self.n:
-            return {}
-        return {"logprob_gap/mean_abs": self.abs / self.n, "logprob_gap/max_abs": self.max,
-                "logprob_gap/kl_k3": self.k3 / self.n}
 
 
 def _timed(fn: Callable[[], Any]) -> float:
