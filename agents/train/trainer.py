@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from agents.train.batching import split_by_signal, token_budget_microbatches
-from agents.train.checkpoints import (checkpoint_model_dir, export_weights, list_checkpoints, load_trainer_state,
+from agents.train.checkpoints import (export_weights, list_checkpoints, load_trainer_state,
                                       restore_rng, rng_state, save_checkpoint)
 from agents.train.config import TrainConfig, TrainConfigError
 from agents.train.evaluation import evaluate_policy
@@ -154,10 +154,6 @@ class Trainer:
     def _resolve_model_dir(self, name: str) -> Path:
         from agents.setup import SetupError, resolve_model
 
-        p = Path(name)
-        inner = checkpoint_model_dir(p) if p.is_dir() else None
-        if inner is not None:  # a checkpoint of wideseek sft / train: start from its weights
-            return inner
         try:
             return Path(resolve_model(name))
         except SetupError as exc:
