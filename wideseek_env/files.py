@@ -4,6 +4,7 @@ JSON writes (a reader never sees a half-written file; a kill leaves the old file
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Iterator
 
 from wideseek_env.errors import WideseekError
 
-__all__ = ["locked_dir", "write_json_atomic"]
+__all__ = ["locked_dir", "write_json_atomic", "file_sha256"]
 
 
 @contextlib.contextmanager
@@ -39,3 +40,12 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

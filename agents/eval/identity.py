@@ -13,7 +13,7 @@ from typing import Any, Mapping, Sequence
 
 from agents.eval.spec import EvalError, EvalSpec, RunMismatchError
 from agents.setup import LLM_POLICIES
-from wideseek_env.files import write_json_atomic
+from wideseek_env.files import file_sha256, write_json_atomic
 
 __all__ = ["select_tasks", "episode_seed", "run_identity", "check_run_file", "RUN_FORMAT"]
 
@@ -34,14 +34,6 @@ def episode_seed(seed: int, task_id: str, sample: int) -> int:
     return int.from_bytes(h, "little") & 0x7FFFFFFF
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def run_identity(spec: EvalSpec, tasks_file: Path) -> dict[str, Any]:
     """What must match for episodes of an existing ``--out`` to be reused."""
     if spec.retriever_url is not None:
@@ -52,7 +44,7 @@ def run_identity(spec: EvalSpec, tasks_file: Path) -> dict[str, Any]:
 
         knowledge = {"corpus_fingerprint": corpus_fingerprint(load_manifest(spec.corpus_path()))}
     ident: dict[str, Any] = {
-        "tasks_sha256": _sha256(tasks_file),
+        "tasks_sha256": file_sha256(tasks_file),
         **knowledge,
         "policy": spec.policy,
         "env": dataclasses.asdict(spec.env_config()),
