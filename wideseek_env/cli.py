@@ -77,6 +77,17 @@ def _score(args: argparse.Namespace) -> int:
 
 
 
+def _serve_env(args: argparse.Namespace) -> int:
+    from wideseek_env.config import EnvConfig
+    from wideseek_env.integrations.openenv_server import serve_env
+
+    config = EnvConfig.paper(mode="single") if args.paper else EnvConfig.single_agent()
+    print(f"OpenEnv server for the single-agent episode on http://{args.host}:{args.port} (ws /ws)", flush=True)
+    serve_env(Path(args.corpus), Path(args.tasks), config, host=args.host, port=args.port,
+              max_sessions=args.max_sessions)
+    return 0
+
+
 def _play(args: argparse.Namespace) -> int:
     from wideseek_env.play import play
 
@@ -150,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--compat", choices=["default", "widesearch"], default="default")
     score.add_argument("--judge", default="deterministic", choices=["deterministic", "exact"])
     score.set_defaults(handler=_score)
+
+    serve_env = commands.add_parser(
+        "serve-env", help="serve single-agent episodes as an OpenEnv environment (needs [openenv])"
+    )
+    serve_env.add_argument("--corpus", required=True, help="a built corpus directory")
+    serve_env.add_argument("--tasks", required=True, help="a task file (JSONL)")
+    serve_env.add_argument("--host", default="127.0.0.1")
+    serve_env.add_argument("--port", type=int, default=8001)
+    serve_env.add_argument("--max-sessions", type=int, default=4, help="concurrent WebSocket sessions")
+    serve_env.add_argument("--paper", action="store_true", help="RLinf's exact settings (invalid calls end the turn)")
+    serve_env.set_defaults(handler=_serve_env)
 
     play = commands.add_parser("play", help="play an agent of an episode in the terminal")
     play.add_argument("--corpus", required=True, help="a built corpus directory")
