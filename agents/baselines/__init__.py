@@ -9,7 +9,8 @@ drives one env episode with any such policy.
 
 The package, one idea a module (this module only re-exports their public names):
 
-- :mod:`~agents.baselines.scripted`: :class:`ScriptedBaseline` and its per-agent state machine;
+- :mod:`~agents.baselines.scripted`: :class:`ScriptedBaseline` and its per-agent state machine (its reading
+  skills in :mod:`~agents.baselines.skills`);
 - :mod:`~agents.baselines.oracle`: :class:`OracleAgent` (reads the gold table: tests only);
 - :mod:`~agents.baselines.episode`: :func:`run_episode`;
 - :mod:`~agents.baselines.query`: reading a query (:func:`parse_query`, :func:`parse_columns`, ...);
