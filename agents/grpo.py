@@ -81,6 +81,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import torch
 
+from agents.logprobs import chunked_entropy, selective_logprobs
 from agents.trajectory import Trajectory
 
 __all__ = [
@@ -565,20 +566,16 @@ def token_logprobs(
     if positions is None:
         logits = logits[:, :-1]
         positions = torch.arange(t - 1, device=input_ids.device)
+    # float32 results without a float32 copy of the [S, K, vocab] logits (see agents.logprobs)
     dt = torch.promote_types(logits.dtype, torch.float32)
-    logits = logits.to(dt)
-    if temperature != 1.0:
-        logits = logits / temperature
     targets = input_ids[:, positions + 1]
-    lp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)
+    lp = selective_logprobs(logits, targets, temperature=temperature).to(dt)
     out_lp = torch.zeros((s, t), dtype=dt, device=input_ids.device)
     out_lp = out_lp.index_copy(1, positions + 1, lp)
     ent_full = None
     if with_entropy:
-        with torch.no_grad():
-            logp = torch.log_softmax(logits.detach(), dim=-1)
-            ent = -(logp.exp() * logp).sum(-1)
-            ent_full = torch.zeros((s, t), dtype=dt, device=input_ids.device).index_copy(1, positions + 1, ent)
+        ent = chunked_entropy(logits.detach(), temperature=temperature).to(dt)
+        ent_full = torch.zeros((s, t), dtype=dt, device=input_ids.device).index_copy(1, positions + 1, ent)
     return out_lp, ent_full
 
 

@@ -91,6 +91,15 @@ def test_config_from_yaml_overrides_and_errors(tmp_path):
         TrainConfig.from_yaml(tmp_path / "missing.yaml")
 
 
+def test_unquoted_off_in_yaml_means_dynamic_sampling_off(tmp_path):
+    # YAML 1.1 reads `off` as False; the override a user types must still mean the "off" setting
+    path = tmp_path / "train.yaml"
+    path.write_text("model: tiny\ndynamic_sampling: off\n")
+    assert TrainConfig.from_yaml(path).dynamic_sampling == "off"
+    assert TrainConfig.from_yaml(path, ["dynamic_sampling=drop"]).dynamic_sampling == "drop"
+    assert TrainConfig.from_yaml(path, ["dynamic_sampling=off"]).dynamic_sampling == "off"
+
+
 # ------------------------------------------------------------------------------------- train + resume
 
 

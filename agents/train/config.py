@@ -167,6 +167,9 @@ class TrainConfig:
             if len(betas) != 2 or not all(math.isfinite(b) for b in betas):
                 raise TrainConfigError(f"TrainConfig.betas must be two numbers, got {data['betas']!r}")
             data["betas"] = betas
+        # YAML 1.1 reads an unquoted `off` as False (`--set dynamic_sampling=off`, `dynamic_sampling: off`)
+        if data.get("dynamic_sampling") is False:
+            data["dynamic_sampling"] = "off"
         # YAML 1.1 reads "1e-6" (no dot) as a string: numbers are coerced for float fields
         for f in dataclasses.fields(cls):
             v = data.get(f.name)
