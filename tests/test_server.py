@@ -92,6 +92,15 @@ def test_http_retriever_matches_local(server, local):
         assert remote.health()["status"] == "ok"
 
 
+def test_candidates_over_http_match_local(server, local):
+    titles = ["jim ryun", "Jim Ryun", "list of capitals of france", "Nope", "https://example.com/", ""]
+    with HTTPRetriever(server.url) as remote:
+        assert remote.candidates_many(titles) == local.candidates_many(titles)
+    assert local.candidates_many(titles)[:2] == [[W + "Jim_Ryun"], [W + "Jim_Ryun"]]
+    assert local.candidates_many(titles)[2] == [W + "List_of_capitals_of_France"]
+    assert raw(server, "POST", "/candidates", {"urls": ["jim ryun"]}) == (200, {"result": [[W + "Jim_Ryun"]]})
+
+
 def test_http_retriever_without_scheme(server):
     with HTTPRetriever(f"127.0.0.1:{server.port}") as remote:
         assert remote.search_many(["Ryun"], 1)[0][0].url == W + "Jim_Ryun"
@@ -148,6 +157,8 @@ def test_search_r1_shape(server):
         ("/access", {"urls": None}, 400),
         ("/access", {"urls": [{"url": "x"}]}, 400),
         ("/access", {"urls": ["u"] * 257}, 400),
+        ("/candidates", {"urls": "Jim Ryun"}, 400),
+        ("/candidates", {"urls": ["Jim Ryun"], "limit": 0}, 400),
         ("/nowhere", {"queries": ["ok"]}, 404),
     ],
 )

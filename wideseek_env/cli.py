@@ -47,9 +47,16 @@ def _access(args: argparse.Namespace) -> int:
     from wideseek_env.corpus.local import LocalRetriever
 
     with LocalRetriever(Path(args.corpus)) as retriever:
-        for url, page in zip(args.urls, retriever.access_many(args.urls)):
+        for url, page, candidates in zip(
+            args.urls, retriever.access_many(args.urls), retriever.candidates_many(args.urls)
+        ):
             print(f"# {url}")
-            print(page.text[: args.chars] if page else "(not in the corpus)")
+            if page is None and len(candidates) == 1:  # a bare title, or one in another case
+                [page] = retriever.access_many(candidates)
+            if page is None and candidates:
+                print("names several pages:\n" + "\n".join(f"  {c}" for c in candidates))
+            else:
+                print(page.text[: args.chars] if page else "(not in the corpus)")
     return 0
 
 
@@ -173,7 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_env.add_argument("--paper", action="store_true", help="RLinf's exact settings (invalid calls end the turn)")
     serve_env.set_defaults(handler=_serve_env)
 
-    play = commands.add_parser("play", help="play an agent of an episode in the terminal")
+    from wideseek_env.play import HELP as play_helpers
+
+    play = commands.add_parser(
+        "play",
+        help="play an agent of an episode in the terminal",
+        description="Play one agent of an episode in the terminal, against the real tools. End each "
+        "message with a line holding only '.'.",
+        epilog="helper lines (each becomes a tool call):\n" + play_helpers,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     play.add_argument("--corpus", required=True, help="a built corpus directory")
     play.add_argument("--tasks", required=True, help="a task file (JSONL)")
     play.add_argument("--task-id", default=None, help="the task to play (default: drawn with --seed)")
