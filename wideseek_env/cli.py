@@ -25,6 +25,15 @@ def _corpus_build(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise WideseekError(f"--workers must be at least 1, got {args.workers}")
+    if args.backend == "asgi":
+        from wideseek_env.corpus.asgi import serve_asgi
+
+        serve_asgi(Path(args.index), host=args.host, port=args.port, workers=args.workers)
+        return 0
+    if args.workers != 1:
+        raise WideseekError("--workers needs --backend asgi (the stdlib server is one process)")
     from wideseek_env.corpus.server import serve
 
     serve(Path(args.index), host=args.host, port=args.port)
@@ -139,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", required=True, help="a corpus directory built by 'corpus build'")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--backend",
+        choices=["stdlib", "asgi"],
+        default="stdlib",
+        help="stdlib: the threaded http.server (default; faster here, see benchmarks/results/"
+        "server_load.md); asgi: FastAPI + uvicorn, with /docs and /openapi.json (extra [server])",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (asgi backend only)")
     serve.set_defaults(handler=_serve)
 
     search = commands.add_parser("search", help="BM25 search of a built corpus")
