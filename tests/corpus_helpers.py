@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 from wideseek_env.corpus.build import build_corpus
@@ -31,3 +32,33 @@ def stop_server(server, thread) -> None:
     server.server_close()
     thread.join(5)
     assert not thread.is_alive()
+
+
+class AsgiServer:
+    """The ASGI retrieval server (uvicorn in a daemon thread) with the stdlib server's ``port``/``url``."""
+
+    def __init__(self, retriever, *, max_body_bytes: int = 1 << 20, max_items: int = 256) -> None:
+        import socket
+
+        import uvicorn
+
+        from wideseek_env.corpus.asgi import make_app
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        app = make_app(retriever, max_body_bytes=max_body_bytes, max_items=max_items)
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="critical"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            assert time.monotonic() < deadline, "the ASGI server did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(5)
+        self.sock.close()
+        assert not self.thread.is_alive()

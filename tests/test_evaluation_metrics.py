@@ -43,7 +43,7 @@ def test_date_near_within_and_beyond_31_days():
 def test_date_near_non_dates_default_vs_widesearch():
     assert date_near("incumbent", "incumbent") == 1.0
     assert date_near("NA", "incumbent") == 0.0
-    assert date_near("NA", "incumbent", compat="widesearch") == 1.0
+    assert date_near("vacant", "incumbent", compat="widesearch") == 1.0
     assert date_near("NA", "1947-04-29") == 0.0
 
 

@@ -4,12 +4,8 @@ import datetime as dt
 
 import pytest
 
-from wideseek_env.evaluation.cells import (
-    TableParseError,
-    clean_cell,
-    widesearch_cast_columns,
-    widesearch_frame,
-)
+from wideseek_env.evaluation import official
+from wideseek_env.evaluation.cells import clean_cell
 from wideseek_env.evaluation.dates import parse_date
 from wideseek_env.evaluation.preprocess import extract_number, norm_date, norm_str
 
@@ -82,27 +78,28 @@ def test_clean_cell():
     assert clean_cell("AT&amp;T") == "AT&T"
 
 
-def test_widesearch_frame_drops_unnamed_mangles_duplicates_and_pads():
-    names, rows = widesearch_frame([["", "a", "a", ""], ["", "1", '"q"'], ["", "N/A", "x", ""]])
-    assert names == ["a", "a.1"]
-    assert rows == [["1", "q"], [None, "x"]]
+def test_official_answer_frame_reads_like_pandas_read_csv():
+    frame = official.answer_frame([["", "a", "a", ""], ["", "1", '"18"Wuliangye', ""], ["", "N/A", "x", ""]])
+    assert list(frame.columns) == ["a", "a.1"]  # Unnamed edges dropped, duplicates mangled
+    # a field starting with a quote is a quoted field (its quotes go); NA strings are NaN
+    assert official.as_strings(frame, "a.1") == ["18Wuliangye", "x"]
+    assert official.as_strings(frame, "a") == ["1.0", "nan"]
 
 
-def test_widesearch_frame_row_with_too_many_fields_is_a_parse_error():
-    with pytest.raises(TableParseError):
-        widesearch_frame([["", "a", ""], ["", "1", "2", ""]])
+def test_official_answer_frame_row_with_too_many_fields_is_a_parse_error():
+    with pytest.raises(official.OfficialParseError):
+        official.answer_frame([["", "a", ""], ["", "x", ""], ["", "1", "2", "3", "4", "5"]])
 
 
-def test_widesearch_cast_reproduces_pandas_typing():
-    # int vs float columns are reconciled (both float) ...
-    assert widesearch_cast_columns(["19.0", "20.5"], ["19", "20"]) == (
-        ["19.0", "20.5"],
-        ["19.0", "20.0"],
-    )
-    # ... but an object column keeps "19.0" while the gold int column writes "19".
-    assert widesearch_cast_columns(["19.0", "twenty"], ["19", "20"]) == (
-        ["19.0", "twenty"],
-        ["19", "20"],
-    )
-    # NaN cells make an int column float and read "nan".
-    assert widesearch_cast_columns(["7", None], ["7", "8"]) == (["7.0", "nan"], ["7.0", "8.0"])
+def test_official_gold_frame_types_columns_as_pandas_does():
+    gold = official.gold_frame([{"n": "19", "t": "x"}, {"n": "20", "t": "NA"}], ["n", "t"])
+    assert official.as_strings(gold, "n") == ["19", "20"] and official.as_strings(gold, "t") == ["x", "nan"]
+
+
+def test_official_dates_use_dateparser():
+    assert official.norm_date("April 29, 1947") == "1947-04-29"
+    assert official.norm_date("not a date at all") == "not a date at all"
+    assert official.date_near("29 April 1947", "1947-05-29") == 1.0
+    assert official.date_near("1947-04-29", "1947-06-29") == 0.0
+    assert official.date_near("vacant", "incumbent") == 1.0  # neither is a date: the official 1
+    assert official.date_near("vacant", "1947-04-29") == 0.0

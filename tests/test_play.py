@@ -71,6 +71,20 @@ def test_play_lead_with_scripted_subagents(ottqa_retriever, task_file):
     assert "episode over" in out and "The gold answer was" in out
 
 
+def test_play_start_says_how_to_end_a_message_and_lists_the_helpers(ottqa_retriever, task_file):
+    path, _ = task_file
+    from wideseek_env.config import EnvConfig
+    from wideseek_env.env import WideSeekEnv
+
+    stdout = io.StringIO()
+    env = WideSeekEnv(ottqa_retriever, path, EnvConfig.single_agent())
+    play(None, None, env=env, role="single", stdin=io.StringIO("/quit\n.\n"), stdout=stdout)
+    start = stdout.getvalue().split("-----", 1)[0]  # before the first observation
+    assert "end it with a line holding only '.'" in start
+    for helper in ("/search QUERY", "/access URL", "/spawn PROMPT", "/answer", "/help", "/quit"):
+        assert helper in start
+
+
 def test_play_subagent_and_single(ottqa_retriever, task_file):
     path, task = task_file
     title, _ = _title_and_section(task)

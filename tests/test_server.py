@@ -18,7 +18,7 @@ from wideseek_env.corpus.local import LocalRetriever
 from wideseek_env.corpus.remote import HTTPRetriever, RetrievalServerError
 from wideseek_env.corpus.types import Retriever
 from wideseek_env.errors import WideseekError
-from corpus_helpers import build_jsonl_corpus, start_server, stop_server  # noqa: E402
+from corpus_helpers import AsgiServer, build_jsonl_corpus, start_server, stop_server  # noqa: E402
 
 W = "https://en.wikipedia.org/wiki/"
 PAGES = [
@@ -47,10 +47,24 @@ start, stop = start_server, stop_server
 
 
 @pytest.fixture(scope="module")
-def server(local):
+def stdlib_server(local):
     srv, thread = start(local, timeout=1.0, max_items=256)
     yield srv
     stop(srv, thread)
+
+
+@pytest.fixture(scope="module")
+def asgi_server(local):
+    pytest.importorskip("fastapi")
+    srv = AsgiServer(local, max_items=256)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(params=["stdlib", "asgi"])
+def server(request):
+    """Each protocol test runs against both backends (``wideseek serve --backend``)."""
+    return request.getfixturevalue(f"{request.param}_server")
 
 
 def raw(server, method, path, body=None, headers=None):
@@ -90,6 +104,15 @@ def test_http_retriever_matches_local(server, local):
         many = ["Jim Ryun"] * 300
         assert len(remote.search_many(many, 1)) == 300
         assert remote.health()["status"] == "ok"
+
+
+def test_candidates_over_http_match_local(server, local):
+    titles = ["jim ryun", "Jim Ryun", "list of capitals of france", "Nope", "https://example.com/", ""]
+    with HTTPRetriever(server.url) as remote:
+        assert remote.candidates_many(titles) == local.candidates_many(titles)
+    assert local.candidates_many(titles)[:2] == [[W + "Jim_Ryun"], [W + "Jim_Ryun"]]
+    assert local.candidates_many(titles)[2] == [W + "List_of_capitals_of_France"]
+    assert raw(server, "POST", "/candidates", {"urls": ["jim ryun"]}) == (200, {"result": [[W + "Jim_Ryun"]]})
 
 
 def test_http_retriever_without_scheme(server):
@@ -148,6 +171,8 @@ def test_search_r1_shape(server):
         ("/access", {"urls": None}, 400),
         ("/access", {"urls": [{"url": "x"}]}, 400),
         ("/access", {"urls": ["u"] * 257}, 400),
+        ("/candidates", {"urls": "Jim Ryun"}, 400),
+        ("/candidates", {"urls": ["Jim Ryun"], "limit": 0}, 400),
         ("/nowhere", {"queries": ["ok"]}, 404),
     ],
 )
@@ -189,7 +214,8 @@ def test_missing_content_length_and_oversized_body(server):
     assert healthy(server)
 
 
-def test_unread_body_closes_the_connection(server):
+def test_unread_body_closes_the_connection(stdlib_server):
+    server = stdlib_server
     body = b'{"queries": ["x"]}'
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"POST /nowhere HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
@@ -206,7 +232,9 @@ def test_unread_body_closes_the_connection(server):
     conn.close()
 
 
-def test_slow_and_dropped_clients_are_cut_off(server):
+def test_slow_and_dropped_clients_are_cut_off(stdlib_server):
+    # The stdlib server's own connection handling (uvicorn has no per-request deadline).
+    server = stdlib_server
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=5)
     slow.sendall(b"POST /retrieve HTTP/1.1\r\nHost: x\r\n")  # headers never finish
     stalled = socket.create_connection(("127.0.0.1", server.port), timeout=5)
@@ -271,10 +299,26 @@ def test_unreachable_server_names_url_and_command():
         HTTPRetriever("ftp://host/x")
 
 
-def test_serve_command_prints_url_and_stops_on_ctrl_c(corpus_dir):
+def test_asgi_server_has_openapi_and_docs(asgi_server):
+    conn = http.client.HTTPConnection("127.0.0.1", asgi_server.port, timeout=5)
+    try:
+        conn.request("GET", "/openapi.json")
+        spec = json.loads(conn.getresponse().read())
+        assert {"/retrieve", "/access", "/candidates", "/health"} <= set(spec["paths"])
+        conn.request("GET", "/docs")
+        response = conn.getresponse()
+        assert response.status == 200 and b"swagger" in response.read().lower()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("extra", [[], ["--backend", "asgi"], ["--backend", "asgi", "--workers", "2"]])
+def test_serve_command_prints_url_and_stops_on_ctrl_c(corpus_dir, extra):
+    if extra:
+        pytest.importorskip("uvicorn")
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wideseek_env.cli", "serve", "--index", str(corpus_dir), "--port", "0"],
+        [sys.executable, "-m", "wideseek_env.cli", "serve", "--index", str(corpus_dir), "--port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
     )
     try:

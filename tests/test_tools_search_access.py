@@ -33,6 +33,8 @@ PAGES = [
     {"url": "/wiki/Marty_Liquori", "text": "Marty Liquori (born September 11, 1949) is an American "
      "former middle-distance runner."},
     {"url": "/wiki/Café_Tacuba", "text": "Café Tacuba is a Mexican rock band formed in 1989."},
+    {"url": "/wiki/Mercury_(planet)", "text": "Mercury is the smallest planet of the Solar System."},
+    {"url": "/wiki/Mercury_(element)", "text": "Mercury is a chemical element with symbol Hg."},
 ] + [{"url": "/wiki/History_of_Springfield", "text": p} for p in HISTORY]  # fragments of one page
 
 
@@ -238,6 +240,30 @@ def test_access_url_forms_resolve_to_one_page(retriever):
     assert body.startswith("Title: Jim Ryun\nContent:\n") and "April 29, 1947" in body
 
 
+@pytest.mark.parametrize("title", ["Jim Ryun", "Jim_Ryun", "jim Ryun", "jim ryun", " JIM RYUN ".title()])
+def test_access_bare_title_naming_one_page_reads_it(retriever, title):
+    [text] = AccessTool(retriever).call_many([{"urls": [{"url": title, "info_to_extract": "birth"}]}])
+    assert f"### URL 1: {title.strip()}\nTitle: Jim Ryun\n" in text and "April 29, 1947" in text
+
+
+def test_access_title_naming_several_pages_lists_them(retriever):
+    for form in ("Mercury", W + "mercury"):
+        [text] = AccessTool(retriever).call_many([{"urls": [{"url": form, "info_to_extract": "x"}]}])
+        assert "names several pages; access the one you mean:" in text
+        assert f"- {W}Mercury_(element)\n- {W}Mercury_(planet)" in text and "Hg" not in text
+
+
+def test_access_unknown_bare_title_says_so(retriever):
+    [text] = AccessTool(retriever).call_many([{"urls": ["No such page at all"]}])
+    assert "No page titled 'No such page at all' is in this offline corpus" in text
+
+
+def test_access_retriever_without_candidates_still_reads_exact_titles(retriever):
+    counting = Counting(retriever)  # has no candidates_many
+    out = AccessTool(counting).call_many([{"urls": ["Jim Ryun"]}, {"urls": ["jim ryun"]}])
+    assert "Title: Jim Ryun" in out[0] and "No page titled 'jim ryun'" in out[1]
+
+
 def test_access_unicode_url(retriever):
     [text] = AccessTool(retriever).call_many([{"urls": [{"url": W + "Caf%C3%A9_Tacuba", "info_to_extract": "x"}]}])
     assert "Title: Café Tacuba" in text and "1989" in text
@@ -248,7 +274,7 @@ def test_access_missing_and_foreign_urls(retriever):
         {"url": W + "No_such_page", "info_to_extract": "x"},
         {"url": "https://www.google.com/search?q=ryun", "info_to_extract": "x"},
         {"url": "https://de.wikipedia.org/wiki/Jim_Ryun", "info_to_extract": "x"},
-        {"url": "Jim Ryun", "info_to_extract": "x"},
+        {"url": "de.wikipedia.org/wiki/Jim_Ryun", "info_to_extract": "x"},
     ]}])
     blocks = text.split("### URL ")[1:]
     assert blocks[0].strip().endswith(NOT_FOUND_TEXT)
@@ -393,3 +419,10 @@ def test_select_relevant_never_exceeds_the_budget(text, info, budget):
 def test_select_relevant_structured_text(lines, budget):
     text = "\n".join(lines)
     assert len(select_relevant(text, "a b", budget)) <= budget
+
+
+def test_access_bare_title_on_the_shared_corpus(ottqa_retriever):
+    out = AccessTool(ottqa_retriever).call_many(
+        [{"urls": [{"url": t, "info_to_extract": "born"}]} for t in ("Jim Ryun", "Jim_Ryun", "jim ryun")])
+    for text in out:
+        assert "\nTitle: Jim Ryun\n" in text and "1947" in text

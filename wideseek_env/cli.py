@@ -25,6 +25,15 @@ def _corpus_build(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise WideseekError(f"--workers must be at least 1, got {args.workers}")
+    if args.backend == "asgi":
+        from wideseek_env.corpus.asgi import serve_asgi
+
+        serve_asgi(Path(args.index), host=args.host, port=args.port, workers=args.workers)
+        return 0
+    if args.workers != 1:
+        raise WideseekError("--workers needs --backend asgi (the stdlib server is one process)")
     from wideseek_env.corpus.server import serve
 
     serve(Path(args.index), host=args.host, port=args.port)
@@ -47,9 +56,16 @@ def _access(args: argparse.Namespace) -> int:
     from wideseek_env.corpus.local import LocalRetriever
 
     with LocalRetriever(Path(args.corpus)) as retriever:
-        for url, page in zip(args.urls, retriever.access_many(args.urls)):
+        for url, page, candidates in zip(
+            args.urls, retriever.access_many(args.urls), retriever.candidates_many(args.urls)
+        ):
             print(f"# {url}")
-            print(page.text[: args.chars] if page else "(not in the corpus)")
+            if page is None and len(candidates) == 1:  # a bare title, or one in another case
+                [page] = retriever.access_many(candidates)
+            if page is None and candidates:
+                print("names several pages:\n" + "\n".join(f"  {c}" for c in candidates))
+            else:
+                print(page.text[: args.chars] if page else "(not in the corpus)")
     return 0
 
 
@@ -132,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--index", required=True, help="a corpus directory built by 'corpus build'")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--backend",
+        choices=["stdlib", "asgi"],
+        default="stdlib",
+        help="stdlib: the threaded http.server (default; faster here, see benchmarks/results/"
+        "server_load.md); asgi: FastAPI + uvicorn, with /docs and /openapi.json (extra [server])",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (asgi backend only)")
     serve.set_defaults(handler=_serve)
 
     search = commands.add_parser("search", help="BM25 search of a built corpus")
@@ -173,7 +197,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_env.add_argument("--paper", action="store_true", help="RLinf's exact settings (invalid calls end the turn)")
     serve_env.set_defaults(handler=_serve_env)
 
-    play = commands.add_parser("play", help="play an agent of an episode in the terminal")
+    from wideseek_env.play import HELP as play_helpers
+
+    play = commands.add_parser(
+        "play",
+        help="play an agent of an episode in the terminal",
+        description="Play one agent of an episode in the terminal, against the real tools. End each "
+        "message with a line holding only '.'.",
+        epilog="helper lines (each becomes a tool call):\n" + play_helpers,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     play.add_argument("--corpus", required=True, help="a built corpus directory")
     play.add_argument("--tasks", required=True, help="a task file (JSONL)")
     play.add_argument("--task-id", default=None, help="the task to play (default: drawn with --seed)")

@@ -153,7 +153,9 @@ def play(
     out = stdout.write
     out(f"=== task {env.task.id} — you play the {role}"
         f"{'' if all_human else ' (other agents: ' + (others if isinstance(others, str) else type(others).__name__) + ')'}"
-        " ===\nEnd each message with a line holding only '.'; /help lists the helpers.\n")
+        " ===\nType each message over as many lines as you like and end it with a line holding only '.'\n"
+        "(a full stop alone on its line). Helper lines, which become tool calls:\n" + HELP
+        + "Anything else is sent as it is (a final answer, or Hermes <tool_call> blocks).\n")
     human_ids: set[str] = set()
     if role == "lead":
         human_ids.add("lead")

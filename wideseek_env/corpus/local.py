@@ -291,3 +291,20 @@ class LocalRetriever:
             except UnicodeEncodeError:  # a lone surrogate (JSON "\\ud800"): no page has that name
                 out.append(None)
         return out
+
+    def candidates_many(self, urls: Sequence[str], limit: int = 10) -> list[list[str]]:
+        """For each URL or bare title, the stored page URLs it may mean (``PageStore.candidates``).
+
+        Used when a title finds no page as written: one candidate resolves it, several are offered
+        to the agent. Anything that is not a Wikipedia URL or title gives ``[]``."""
+        if self._closed:
+            raise RuntimeError("LocalRetriever is closed")
+        out: list[list[str]] = []
+        for url in urls:
+            try:
+                key = canonical_url(url, allow_bare_title=True)
+            except NotWikipediaURL:
+                out.append([])
+                continue
+            out.append(self.store.candidates(key, limit))
+        return out

@@ -230,3 +230,21 @@ class HTTPRetriever:
             for (i, _), item in zip(batch, result):
                 out[i] = _page_from_json(item)
         return out
+
+    def candidates_many(self, urls: Sequence[str], limit: int = 10) -> list[list[str]]:
+        """``LocalRetriever.candidates_many`` on the server (``POST /candidates``)."""
+        urls = list(urls)
+        out: list[list[str]] = [[] for _ in urls]
+        wanted = [(i, u) for i, u in enumerate(urls) if isinstance(u, str) and u.strip()]
+        for start in range(0, len(wanted), self.max_batch):
+            batch = wanted[start : start + self.max_batch]
+            result = self._post("/candidates", {"urls": [u for _, u in batch], "limit": limit})
+            if len(result) != len(batch):
+                raise RetrievalServerError(
+                    f"the retrieval server at {self.base_url} returned {len(result)} candidate lists "
+                    f"for {len(batch)} URLs"
+                )
+            for (i, _), item in zip(batch, result):
+                if isinstance(item, list):
+                    out[i] = [u for u in item if isinstance(u, str)][:limit]
+        return out

@@ -15,6 +15,11 @@ page ``{"url": canonical URL, "title": str, "contents": page text}`` (RLinf read
 Every Wikipedia URL form is accepted (``/wiki/X``, full URLs, ``index.php?title=X``,
 ``index.php/X``); an unknown or non-Wikipedia URL gives ``null``.
 
+``POST /candidates`` with ``{"urls": [str, ...], "limit": int = 10}`` answers
+``{"result": [[url, ...], ...]}``: for each URL or bare title, the stored pages it may mean when it
+finds no page as written (``LocalRetriever.candidates_many``); the ``access`` tool uses it to
+resolve "jim ryun" or offer "Mercury (planet)", "Mercury (element)".
+
 ``GET /health`` answers ``{"status": "ok", "passages": N}``.
 
 Errors answer a 4xx/5xx status with ``{"error": "..."}``: malformed JSON or wrong field types 400,
@@ -50,6 +55,8 @@ from wideseek_env.corpus.types import Hit, Page, Retriever
 
 DEFAULT_TOPK = 3
 MAX_TOPK = 100
+MAX_CANDIDATES = 50
+_POST_PATHS = ("/retrieve", "/access", "/candidates")
 
 
 class RequestError(Exception):
@@ -307,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/health":
             passages = getattr(self.server.retriever, "num_passages", None)
             self._send_json(HTTPStatus.OK, {"status": "ok", "passages": passages})
-        elif path in ("/retrieve", "/access"):
+        elif path in _POST_PATHS:
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, f"use POST for {path}")
         else:
             self._error(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve, /access, /health")
@@ -316,14 +323,18 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         body_read = False
         try:
-            if path not in ("/retrieve", "/access"):
-                raise RequestError(HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve or /access")
+            if path not in _POST_PATHS:
+                raise RequestError(
+                    HTTPStatus.NOT_FOUND, f"no such endpoint {path}; use /retrieve, /access or /candidates"
+                )
             body = self._read_json()
             body_read = True
             if path == "/retrieve":
                 payload = self._retrieve(body)
-            else:
+            elif path == "/access":
                 payload = self._access(body)
+            else:
+                payload = self._candidates(body)
         except RequestError as exc:
             # A body left unread would be parsed as the next request: close such connections.
             self._error(exc.status, exc.message, close=not body_read)
@@ -360,6 +371,16 @@ class _Handler(BaseHTTPRequestHandler):
         urls = self._string_list(body, "urls")
         pages = self.server.retriever.access_many(urls) if urls else []
         return {"result": [page_to_json(p) for p in pages]}
+
+    def _candidates(self, body: Any) -> dict[str, Any]:
+        urls = self._string_list(body, "urls")
+        limit = body.get("limit", 10)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CANDIDATES:
+            raise RequestError(HTTPStatus.BAD_REQUEST, f'"limit" must be an integer from 1 to {MAX_CANDIDATES}')
+        finder = getattr(self.server.retriever, "candidates_many", None)
+        if finder is None or not urls:
+            return {"result": [[] for _ in urls]}
+        return {"result": finder(urls, limit)}
 
 
 def make_server(

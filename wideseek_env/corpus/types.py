@@ -50,6 +50,10 @@ class Retriever(Protocol):
     ``search_many`` returns one ranked hit list per query (an empty or unparsable query gives an
     empty list, never an exception); ``access_many`` returns the stored page for each URL, or None
     when the URL is not a Wikipedia URL or not in the corpus.
+
+    Optional: ``candidates_many(urls, limit=10) -> list[list[str]]``, the stored page URLs each
+    URL or bare title may mean when it finds no page as written (other case, same-named pages);
+    the ``access`` tool uses it when a retriever has it.
     """
 
     def search_many(self, queries: Sequence[str], k: int = 3) -> list[list[Hit]]: ...

@@ -62,6 +62,24 @@ def title_to_url(title: str) -> str:
     return WIKI_PREFIX + normalized
 
 
+def title_variants(key: str) -> list[str]:
+    """Canonical keys that differ from canonical ``key`` only in letter case, likeliest first.
+
+    MediaWiki titles are case-sensitive after the first letter, but an agent often types a title
+    in the wrong case ("jim ryun", "Jim ryun"); these are the spellings a page is usually stored
+    under: the key itself, every word capitalised, and all lower case after the first letter.
+    """
+    title = key[len(WIKI_PREFIX):] if key.startswith(WIKI_PREFIX) else key
+    words = title.split("_")
+    forms = [
+        title,
+        "_".join(w[:1].upper() + w[1:] for w in words),
+        title[:1] + title[1:].lower(),
+        "_".join(w[:1].upper() + w[1:].lower() for w in words),
+    ]
+    return [WIKI_PREFIX + f for f in dict.fromkeys(forms) if f]
+
+
 def url_to_title(url: str) -> str:
     """Human-readable title of a canonical URL (underscores become spaces)."""
     return canonical_url(url)[len(WIKI_PREFIX):].replace("_", " ")

@@ -7,9 +7,10 @@ with one preprocessed gold cell and returns 1.0 or 0.0. (``llm_judge`` is a judg
   are not numbers score 1 only if they are equal strings (``"NULL"`` and ``"NULL"``).
   default adds a relative slack of 1e-9 so that float rounding does not fail a value exactly at the
   boundary (``1.1`` vs ``1.0`` at 10%).
-- ``date_near``: both parse as dates (:func:`.dates.parse_date`) and lie within ``tolerance`` days
-  (31). If neither parses: widesearch scores 1 whatever the texts (the official quirk: "NA" matches
-  "incumbent"); default scores 1 only if their ``norm_str`` forms are equal. If one parses, 0.
+- ``date_near``: both parse as dates and lie within ``tolerance`` days (31). default parses with
+  :func:`.dates.parse_date` and, if neither parses, scores 1 only if their ``norm_str`` forms are
+  equal. widesearch is the official function (:mod:`.official`: ``dateparser``, 31 days, 1 when
+  neither parses whatever the texts: "vacant" matches "incumbent"). If only one parses, 0.
 - ``url_match``: the sets of hosts of the ``http(s)://`` URLs in each cell are equal and non-empty.
   If neither has a URL, widesearch scores 1 (both sets empty: the official quirk) and default
   compares the ``norm_str`` forms. default also reads bare domains (``harvard.edu/x``) and compares
@@ -60,6 +61,10 @@ def number_near(
 
 
 def date_near(response: str, target: str, tolerance: float = 31.0, *, compat: str = "default") -> float:
+    if compat == "widesearch":  # dateparser and a fixed 31 days, as the official scorer
+        from wideseek_env.evaluation.official import date_near as official_date_near
+
+        return official_date_near(response, target)
     r, t = parse_date(response), parse_date(target)
     if r is None and t is None:
         if compat == "widesearch":

@@ -9,8 +9,9 @@ Each takes the cell string and ``compat``:
 - ``extract_number``: both: delete commas, then the first number, keeping a trailing ``%``, else
   ``"NULL"``. default: also NFKC and the Unicode minus sign, and the number is canonical
   (``19.50`` -> ``19.5``, ``19.0`` -> ``19``) so key columns of numbers join whatever the notation.
-- ``norm_date``: both: the date as ``YYYY-MM-DD`` via :func:`.dates.parse_date`, else the cell
-  unchanged (the official scorer uses ``dateparser``; see :mod:`.dates` for the forms we accept).
+- ``norm_date``: both: the date as ``YYYY-MM-DD``, else the cell unchanged. widesearch: parsed by
+  ``dateparser`` as the official scorer does (:mod:`.official`); default: by the strict
+  :func:`.dates.parse_date` (see :mod:`.dates` for the forms it accepts).
 """
 
 from __future__ import annotations
@@ -59,6 +60,10 @@ def canonical_number(number: str) -> str:
 
 
 def norm_date(value: str, compat: str = "default") -> str:
+    if compat == "widesearch":
+        from wideseek_env.evaluation.official import norm_date as official_norm_date
+
+        return official_norm_date(value)
     parsed = parse_date(value)
     return str(value) if parsed is None else parsed.isoformat()
 

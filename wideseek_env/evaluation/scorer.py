@@ -21,15 +21,36 @@ The steps (each module named does one):
    over gold rows; row precision/recall likewise from correct rows; F1 = harmonic mean, 0 when
    p + r <= 1e-9. ``success`` is 1 only if all six values are exactly 1.
 
-``compat="widesearch"`` reproduces the official scorer, quirks included, for numbers comparable with
-published ones: official extractor; header mismatch after mapping (an extra, a missing or a
-duplicated column) -> every score 0; pandas' typing of cells (``19`` in an int column vs ``19.0`` in
-a float or text column fail ``exact_match``; empty and NA cells read "nan"); duplicate keys dropped
-on the raw cells before alignment and preprocessing, so two answer rows whose keys differ only in
-case or markup, or that the judge maps to one gold key, both join that gold row and recall can
-exceed 1; ``date_near`` of two non-dates and ``url_match`` of two URL-less cells score 1; no slack in
-``number_near``; ``success`` is also 1 when the preprocessed tables are equal and no key column was
-aligned (the official early check, which the alignment step otherwise defeats).
+``compat="widesearch"`` reproduces the official scorer (ByteDance-Seed/WideSearch
+``src/evaluation/``), quirks included, for numbers comparable with published ones. It follows the
+official code step by step: its extractor; pandas itself to read the answer table
+(``read_csv(sep="|")``) and the gold CSV and to cast cells (``astype(str)``: ``19`` in an int
+column vs ``19.0`` in a float or text column fail ``exact_match``, since the official int/float
+reconciliation tests ``dtype is float`` and never fires; NA strings read "nan"; a field that starts
+with ``"`` loses its quotes) and ``dateparser`` for ``norm_date``/``date_near``
+(:mod:`.official`; the ``[widesearch]`` extra, an ImportError naming it when missing); a header
+mismatch after mapping (an extra, a missing or a duplicated column) -> every score 0; duplicate keys
+dropped on the raw cells before alignment and preprocessing, so two answer rows whose keys differ
+only in case or markup, or that the judge maps to one gold key, both join that gold row and recall
+can exceed 1; ``date_near`` of two non-dates and ``url_match`` of two URL-less cells score 1; no
+slack in ``number_near``; ``success`` is also 1 when the preprocessed tables are equal and no key
+column was aligned (the official early check, which the alignment step otherwise defeats).
+
+Parity: ``tests/test_evaluation_parity.py`` scores the 12 kinds of perturbed answers to the 200
+tasks in ``shared/data/widesearch/parity/`` with a judge that behaves like the official run's
+stand-in and equals the official item F1, row F1 and success on all 2,378 answers where the
+official code did not crash. Remaining deviations:
+
+- where the official code raises, it reports an evaluator error (all scores 0); compat mode scores
+  the answer instead (it never raises on an answer). In the recorded parity run that was
+  ws_en_012 and ws_zh_085 for 11 of the 12 kinds; the official code run here on those 22 answers
+  (pandas 2.3, dateparser 1.5) did not raise and gave the scores compat mode gives;
+- a table pandas cannot read (a row with several more fields than the header): compat mode gives
+  error "table does not parse", the official code an evaluator error; both score 0;
+- ``dateparser`` fills a date without a month (a bare year) with the current month, so a
+  ``date_near`` between a bare year and a full date can depend on the day of scoring, in both;
+- the LLM calls (column and key alignment, ``llm_judge``) are the judge's: only a judge that
+  answers like the official prompts on the official model makes those steps equal.
 
 ``compat="default"`` fixes those quirks; every difference:
 
@@ -58,13 +79,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from wideseek_env.evaluation.cells import (
-    TableParseError,
-    clean_cell,
-    gold_na,
-    widesearch_cast_columns,
-    widesearch_frame,
-)
+from wideseek_env.evaluation import official
+from wideseek_env.evaluation.cells import clean_cell
 from wideseek_env.evaluation.judges import COLUMN_NAMES, Judge, get_judge
 from wideseek_env.evaluation.markdown import extract_table, extract_table_widesearch
 from wideseek_env.evaluation.metrics import score_cell
@@ -211,10 +227,10 @@ def _read_widesearch(task: Task, response, judge: Judge) -> _Read | TableScore:
     if not fields:
         return _fail(task, "widesearch", "no markdown table in the answer")
     try:
-        names, rows = widesearch_frame(fields)
-    except TableParseError as exc:
+        frame = official.answer_frame(fields)
+    except official.OfficialParseError as exc:
         return _fail(task, "widesearch", f"table does not parse: {exc}")
-    names = [normalize_column_name(n) for n in names]
+    names = list(frame.columns)
     required = task.required_columns
     if set(names) != set(required):
         left_names = [n for n in names if n not in required]
@@ -227,19 +243,16 @@ def _read_widesearch(task: Task, response, judge: Judge) -> _Read | TableScore:
             task,
             "widesearch",
             f"answer columns {names} != required columns {required}",
-            n_answer_rows=len(rows),
+            n_answer_rows=len(frame),
             missing_columns=[c for c in required if c not in names],
             extra_columns=[n for n in names if n not in required],
         )
-    index = {name: i for i, name in enumerate(names)}
-    answer_cols: dict[str, list[str]] = {}
-    gold_cols: dict[str, list[str]] = {}
-    for col in required:
-        a_vals = [row[index[col]] for row in rows]
-        g_vals = [gold_na(row[col]) for row in task.gold]
-        answer_cols[col], gold_cols[col] = widesearch_cast_columns(a_vals, g_vals)
-    answer = [{c: answer_cols[c][i] for c in required} for i in range(len(rows))]
-    gold = [{c: gold_cols[c][i] for c in required} for i in range(len(task.gold))]
+    frame.columns = names
+    gold_frame = official.gold_frame(task.gold, required)
+    answer_cols = {col: official.as_strings(frame, col) for col in required}
+    gold_cols = {col: official.as_strings(gold_frame, col) for col in required}
+    answer = [{c: answer_cols[c][i] for c in required} for i in range(len(frame))]
+    gold = [{c: gold_cols[c][i] for c in required} for i in range(len(gold_frame))]
     # Official order: duplicate keys are dropped on the cast strings, before alignment.
     keys = task.unique_columns
     return _Read(_dedupe(answer, keys), _dedupe(gold, keys), list(required), [], [])

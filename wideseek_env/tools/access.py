@@ -35,8 +35,13 @@ Bad input never raises:
 - an item that is not an object, or has no string ``url``: that URL's block says ``Error: ...``;
 - a URL that is not an English Wikipedia article URL: ``Error: ...`` saying only English Wikipedia
   pages are available, with the accepted form;
-- a Wikipedia URL that is not in the corpus: "No useful information is found under this URL."
-  (the paper's text);
+- a bare page title (``"Jim Ryun"``, ``"Jim_Ryun"``, ``"jim Ryun"``) is read as
+  ``https://en.wikipedia.org/wiki/<Title>``;
+- a URL or title that finds no page as written is looked up again with the retriever's optional
+  ``candidates_many`` (other letter case, same-named pages ``Title (...)``): exactly one candidate
+  is read in its place; several are listed for the agent to choose from;
+- a Wikipedia URL that is not in the corpus (and has no candidates): "No useful information is
+  found under this URL." (the paper's text);
 - ``info_to_extract`` missing, empty or not a string: the page is returned from its top.
 """
 
@@ -235,6 +240,7 @@ class _Request:
     url: str = ""
     info: str = ""
     key: str | None = None  # canonical URL, when valid
+    bare: bool = False  # given as a bare title, not a URL
     error: str | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -269,7 +275,8 @@ class AccessTool:
             "the information to extract. For each URL you get the parts of the page most relevant "
             f"to that information (up to {page_chars} characters"
             + ("; condensed by a summarizer" if summarizer else "")
-            + "). Only English Wikipedia article URLs (https://en.wikipedia.org/wiki/Title) work."
+            + "). Only English Wikipedia pages work: article URLs (https://en.wikipedia.org/wiki/Title) "
+            "or page titles; a title that names several pages gets the list to choose from."
         )
         self.parameters: dict[str, Any] = {
             "type": "object",
@@ -286,7 +293,7 @@ class AccessTool:
                                 "type": "string",
                                 "description": (
                                     "An English Wikipedia article URL, e.g. "
-                                    "https://en.wikipedia.org/wiki/Jim_Ryun"
+                                    "https://en.wikipedia.org/wiki/Jim_Ryun, or a page title"
                                 ),
                             },
                             "info_to_extract": {
@@ -345,6 +352,14 @@ class AccessTool:
                 url = url.replace("index.php/", "index.php?title=", 1)
             request.key = canonical_url(url)
         except NotWikipediaURL:
+            pass
+        if request.key is None and "://" not in url and len(url) <= 300:
+            try:  # a bare title; a path or any other site still fails
+                request.key = canonical_url(url, allow_bare_title=True)
+                request.bare = True
+            except NotWikipediaURL:
+                pass
+        if request.key is None:
             request.error = (
                 f"{request.url[:300]!r} is not an English Wikipedia article URL. Only English Wikipedia "
                 "pages are available in this offline corpus; use URLs like "
@@ -366,6 +381,7 @@ class AccessTool:
         except Exception as exc:
             message = error_text(f"access is unavailable ({type(exc).__name__}: {exc})")
             return [p if isinstance(p, str) else message for p in parsed]
+        several = self._resolve_missing(pages)
 
         # Select the relevant text of every found page, then summarise all of them at once.
         selected: dict[tuple[int, int], tuple[Page, str]] = {}
@@ -402,15 +418,41 @@ class AccessTool:
             requests, notes = p
             blocks = list(notes)
             for ui, request in enumerate(requests):
-                blocks.append(self._render(ci, ui, request, selected, summaries, summary_note))
+                blocks.append(self._render(ci, ui, request, selected, summaries, summary_note, several))
             out.append("\n\n".join(blocks))
         return out
 
-    def _render(self, ci, ui, request: _Request, selected, summaries, summary_note) -> str:
+    def _resolve_missing(self, pages: dict[str, Page | None]) -> dict[str, list[str]]:
+        """Fill in ``pages`` for keys with exactly one candidate; return the keys with several.
+
+        A retriever without ``candidates_many``, or one that fails, leaves the keys unfound."""
+        finder = getattr(self.retriever, "candidates_many", None)
+        missing = [key for key, page in pages.items() if page is None]
+        if finder is None or not missing:
+            return {}
+        try:
+            found = dict(zip(missing, finder(missing)))
+            single = {key: urls[0] for key, urls in found.items() if len(urls) == 1}
+            targets = list(dict.fromkeys(single.values()))
+            resolved = dict(zip(targets, self.retriever.access_many(targets))) if targets else {}
+        except Exception:  # a lookup that only helps must never cost the agent its answer
+            return {}
+        for key, target in single.items():
+            pages[key] = resolved.get(target)
+        return {key: urls for key, urls in found.items() if len(urls) > 1}
+
+    def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several) -> str:
         head = f"### URL {ui + 1}: {request.url}" if request.url else f"### URL {ui + 1}"
         if request.error is not None:
             return head + "\n" + error_text(request.error)
         found = selected.get((ci, ui))
+        if found is None and request.key in several:
+            choices = "\n".join(f"- {url}" for url in several[request.key])
+            return (f"{head}\n{request.url[:300]!r} names several pages; access the one you mean:\n"
+                    + choices)
+        if found is None and request.bare:
+            return (f"{head}\nNo page titled {request.url[:300]!r} is in this offline corpus; search "
+                    "for it, or give a URL like https://en.wikipedia.org/wiki/Title.")
         if found is None:
             return head + "\n" + NOT_FOUND_TEXT
         page, text = found
