@@ -43,7 +43,7 @@ def build_default_corpus() -> str:
 
 
 def generate_default_tasks(corpus_dir: str) -> Path:
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = paths.default_tasks_dir()
     stats = generate_tasks(Path(corpus_dir), out, seed=0)

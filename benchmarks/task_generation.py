@@ -32,9 +32,10 @@ from wideseek_env.evaluation import score_answer
 from wideseek_env.evaluation.preprocess import norm_str
 from wideseek_env.paths import default_corpus_dir, shared_data_dir
 from wideseek_env.tasks import load_tasks
-from wideseek_env.tasks.generate import KINDS, generate_tasks
-from wideseek_env.tasks.queries import mentions_title
+from wideseek_env.taskgen.generate import generate_tasks
+from wideseek_env.taskgen.queries import mentions_title
 
+KINDS = ("transcribe", "enrich", "union", "described", "filtered", "wide", "count", "top", "join", "entity")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
