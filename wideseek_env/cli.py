@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--role", choices=["lead", "subagent", "single"], default="lead")
     play.add_argument(
         "--others", default="scripted",
-        help="who plays the other agents: scripted (default), human, or MODULE:CLASS of a policy",
+        help="who plays the other agents: scripted (default), teacher (the privileged demonstrator), "
+             "human, or MODULE:CLASS of a policy",
     )
     play.add_argument("--seed", type=int, default=None)
     play.set_defaults(handler=_play)

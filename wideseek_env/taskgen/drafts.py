@@ -110,11 +110,13 @@ class Pages:
 
     def attribute_cell(self, url: str, value: str) -> Cell:
         """The cell of an attribute value: the sentence of the page's text that states it."""
-        text = " ".join((self.text(url) or "").split())
+        page = self.store.get(url)
+        text = " ".join((page.text if page else "").split())
         at = text.find(value)
         if at < 0:
             return Cell(url, text[:300])
-        start = max(text.rfind(". ", 0, at) + 2, 0, at - 300)
+        dot = text.rfind(". ", 0, at)
+        start = max(dot + 2 if dot >= 0 else 0, at - 300)
         end = text.find(". ", at)
         end = len(text) if end < 0 or end - at > 300 else end + 1
         return Cell(url, text[start:end].strip())
