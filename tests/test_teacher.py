@@ -78,3 +78,15 @@ def test_is_a_policy_of_the_shared_setup():
     assert isinstance(policy, TeacherPolicy) and policy.max_subagents == 2
     with pytest.raises(ValueError):
         TeacherPolicy([], max_subagents=0)
+
+
+def test_eval_runs_the_teacher_and_reports_each_tier(ottqa_corpus, generated_tasks, tmp_path):
+    from agents.eval import EvalSpec, evaluate
+    from wideseek_env.tasks import save_tasks
+
+    tasks = [ts[0] for ts in _sample(generated_tasks["test"], 1).values()]
+    save_tasks(tasks, tmp_path / "tasks.jsonl")
+    spec = EvalSpec(policy="teacher", tasks=str(tmp_path / "tasks.jsonl"), corpus=str(ottqa_corpus))
+    summary = evaluate(spec, tmp_path / "run")
+    assert set(summary["by_tier"]) == {"T0", "T1", "T2", "T3", "T4"}
+    assert summary["item_f1_avg"] >= 0.95
