@@ -8,8 +8,8 @@
 4. Evaluate the scripted baseline (``agents.baselines.ScriptedBaseline``, no LLM) on the generated test
    split with ``agents.eval`` and print the summary table. The run lives in
    ``home_dir()/evals/demo-scripted-test`` and is resumable: a second ``wideseek demo`` reuses the
-   finished episodes (and an interrupted one continues where it stopped). The whole split (587 tasks)
-   takes 5-20 s on a shared 2-core machine; ``--limit N`` evaluates a fixed random sample of N tasks instead.
+   finished episodes (and an interrupted one continues where it stopped); the summary has a row per
+   tier (T0-T4) and per kind. ``--limit N`` evaluates a fixed random sample of N tasks instead.
 
 Only ``wideseek_env`` is needed for steps 1-3; step 4 imports the ``agents`` package of this checkout
 (no torch, no LLM).
@@ -43,7 +43,7 @@ def build_default_corpus() -> str:
 
 
 def generate_default_tasks(corpus_dir: str) -> Path:
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = paths.default_tasks_dir()
     stats = generate_tasks(Path(corpus_dir), out, seed=0)
@@ -51,8 +51,13 @@ def generate_default_tasks(corpus_dir: str) -> Path:
     split = stats["tasks"]
     print(
         f"tasks {verb} at {out} in {stats.get('seconds', 0.0):.1f} s: {split['train']['total']:,} train, "
-        f"{split['test']['total']:,} test ({', '.join(f'{k} {v:,}' for k, v in split['by_kind'].items())})"
+        f"{split['test']['total']:,} test"
     )
+    names = {"0": "lookups", "1": "described sets", "2": "filters through linked pages", "3": "wide unions",
+             "4": "joins and aggregation"}
+    for tier, n in split.get("by_tier", {}).items():
+        rows = stats.get("rows", {}).get(tier, {})
+        print(f"  T{tier} {names.get(tier, '')}: {n:,} tasks, median {rows.get('median', 0)} rows")
     return out
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "load_callable",
 ]
 
-POLICIES = ("scripted", "oracle", "hf", "vllm", "openai")
+POLICIES = ("scripted", "oracle", "teacher", "hf", "vllm", "openai")
 LLM_POLICIES = ("hf", "vllm", "openai")
 
 
@@ -258,8 +258,9 @@ def build_policy(
     ``model``: for ``hf`` a model directory or an already-loaded model (then ``tokenizer`` too: the GRPO
     trainer shares its training model this way); for ``vllm`` a model directory; for ``openai`` the served
     name. ``sampling``: a :class:`~agents.policy.SamplingConfig` or ``{role: {...}}``. ``env``: the
-    :class:`~wideseek_env.config.EnvConfig` (the scripted baseline reads its limits). ``tasks``: what the
-    oracle reads. ``options``: extra constructor arguments of the policy."""
+    :class:`~wideseek_env.config.EnvConfig` (the scripted baseline and the teacher read its limits).
+    ``tasks``: what the oracle and the teacher (the privileged demonstrator, which reads their provenance)
+    read; ``options={"max_subagents": k}`` caps the teacher's subagents per call. ``options``: extra constructor arguments of the policy."""
     opts = dict(options or {})
     if name == "scripted":
         from agents.baselines import ScriptedBaseline
@@ -273,6 +274,16 @@ def build_policy(
         from agents.baselines import OracleAgent
 
         return OracleAgent(list(tasks))
+    if name == "teacher":
+        from agents.baselines.teacher import TeacherPolicy
+
+        limits = {}
+        if env is not None:
+            limits = dict(context_tokens=env.context_tokens, lead_max_turns=env.lead_max_turns,
+                          subagent_max_turns=env.subagent_max_turns, single_max_turns=env.single_max_turns,
+                          max_urls_per_call=env.max_access_urls,
+                          max_calls_per_message=env.max_tool_calls_per_message)
+        return TeacherPolicy(list(tasks), **{**limits, **opts})
     if name == "hf":
         from agents.hf_policy import HFPolicy
 

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.tasks is None:
         tasks_path = default_tasks_dir() / "test.jsonl"
         if not tasks_path.exists():
-            from wideseek_env.tasks.generate import generate_tasks
+            from wideseek_env.taskgen.generate import generate_tasks
 
             generate_tasks(Path(args.corpus), default_tasks_dir(), seed=0)
     else:

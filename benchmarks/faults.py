@@ -164,7 +164,7 @@ class GenerateKind:
         from wideseek_env.corpus.build import build_corpus
         from wideseek_env.paths import default_corpus_dir, shared_data_dir
         from wideseek_env.tasks import load_tasks
-        from wideseek_env.tasks.generate import generate_tasks
+        from wideseek_env.taskgen.generate import generate_tasks
 
         import test_faults as tf
 

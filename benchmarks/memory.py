@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     from wideseek_env.corpus.build import build_corpus
     from wideseek_env.paths import default_corpus_dir, default_tasks_dir, shared_data_dir
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     shared = shared_data_dir() / "ottqa"
     corpus = default_corpus_dir()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wideseek_env.paths import default_tasks_dir
 from wideseek_env.tasks import Task, load_tasks, save_tasks
-from wideseek_env.tasks.generate import generate_tasks
+from wideseek_env.taskgen.generate import generate_tasks
 
 
 def generated_tasks(corpus_dir: Path) -> dict[str, list[Task]]:

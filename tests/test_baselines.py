@@ -28,7 +28,7 @@ from wideseek_env.tasks import load_tasks
 def ottqa_tasks(ottqa_corpus):
     """The default generated task set (generated once per checkout; reused afterwards)."""
     from wideseek_env.paths import default_tasks_dir
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = default_tasks_dir()
     generate_tasks(ottqa_corpus, out, seed=0, progress=False)

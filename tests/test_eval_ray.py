@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(ray is None, reason="ray is not installed: pip i
 def task_file(ottqa_corpus, tmp_path_factory) -> Path:
     from wideseek_env.paths import default_tasks_dir
     from wideseek_env.tasks import load_tasks, save_tasks
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = default_tasks_dir()
     generate_tasks(ottqa_corpus, out, seed=0, progress=False)

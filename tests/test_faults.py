@@ -69,16 +69,16 @@ def arm(owner, name):
 
 
 from wideseek_env.corpus import build, store
-from wideseek_env.tasks import generate
+from wideseek_env.taskgen import output, tablesets
 
 owners = {
     "build._record_batches": (build, "_record_batches"),
     "PageWriter.add_page_rows": (store.PageWriter, "add_page_rows"),
     "build._swap_in": (build, "_swap_in"),
     "os.rename": (os, "rename"),
-    "generate.analyse_columns": (generate, "analyse_columns"),
-    "generate._write_jsonl": (generate, "_write_jsonl"),
-    "generate._fsync_dir": (generate, "_fsync_dir"),
+    "tablesets.analyse_columns": (tablesets, "analyse_columns"),
+    "output._write_jsonl": (output, "_write_jsonl"),
+    "output._fsync_dir": (output, "_fsync_dir"),
     "os.replace": (os, "replace"),
 }
 if target != "none":
@@ -317,7 +317,7 @@ def task_files(out: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def clean_tasks(table_corpus, tmp_path_factory) -> Path:
     """A clean, uninterrupted generation (seed 0) of the table corpus: what every finished run equals."""
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = tmp_path_factory.mktemp("fault-tasks") / "want"
     stats = generate_tasks(table_corpus, out, seed=0, progress=False)
@@ -336,8 +336,8 @@ def refused_as_unfinished(out: Path) -> None:
 
 
 TASK_KILLS = [
-    ("generate.analyse_columns", 40),  # mid-analysis: nothing written yet
-    ("generate._write_jsonl", 1),  # train.jsonl written into .tmp-<pid>, test.jsonl not yet
+    ("tablesets.analyse_columns", 40),  # mid-analysis: nothing written yet
+    ("output._write_jsonl", 1),  # train.jsonl written into .tmp-<pid>, test.jsonl not yet
     ("os.replace", 0),  # marker written, old stats.json removed, nothing moved yet
     ("os.replace", 1),  # new train.jsonl in place beside the old test.jsonl
     ("os.replace", 2),  # both new task files in place, stats.json not yet
@@ -345,7 +345,7 @@ TASK_KILLS = [
 
 
 def test_killed_task_generation_is_never_reused_and_the_rerun_is_identical(table_corpus, clean_tasks, tmp_path):
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     expected = task_files(clean_tasks)
     out = tmp_path / "tasks"
@@ -395,7 +395,7 @@ def test_a_generation_killed_after_the_swap_is_regenerated_not_reused(table_corp
     out = tmp_path / "tasks"
     args = ["tasks", "generate", "--corpus", str(table_corpus), "--out", str(out), "--seed", "0"]
     # _fsync_dir runs after the marker is written, after the three renames, after the marker's removal.
-    result = run_cli(args, kill_at="generate._fsync_dir", after=1, tmp=tmp_path)
+    result = run_cli(args, kill_at="output._fsync_dir", after=1, tmp=tmp_path)
     assert result.returncode == -signal.SIGKILL, result.stderr[-2000:]
     assert (out / ".incomplete").exists() and task_files(out) == task_files(clean_tasks)
     refused_as_unfinished(out)

@@ -19,7 +19,7 @@ def task_file(ottqa_corpus, tmp_path_factory):
     """One transcribe task of the generated test split, in a file of its own."""
     from wideseek_env.paths import default_tasks_dir
     from wideseek_env.tasks import load_tasks
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = default_tasks_dir()
     generate_tasks(ottqa_corpus, out, seed=0, progress=False)

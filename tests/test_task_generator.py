@@ -1,4 +1,4 @@
-"""The task generator (``wideseek_env.tasks.generate``) on a small OTT-QA-format corpus built here,
+"""The tiered task generator (``wideseek_env.taskgen``) on a small OTT-QA-format corpus built here,
 and once on the whole shared corpus."""
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from wideseek_env.corpus.store import PAGES_FILE, PageStore
 from wideseek_env.evaluation import score_answer
 from wideseek_env.evaluation.preprocess import norm_str
 from wideseek_env.tasks import load_tasks
-from wideseek_env.tasks.attributes import extract_attributes
-from wideseek_env.tasks.generate import generate_tasks, names_entity
-from wideseek_env.tasks.queries import describe_page, mentions_title
+from wideseek_env.taskgen.attributes import ATTRIBUTES, extract_attributes
+from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.taskgen.drafts import cell_sources, clean_key, names_entity
+from wideseek_env.taskgen.generate import generate_tasks, parse_tiers
+from wideseek_env.taskgen.queries import describe_page, mentions_title
 
 W = "/wiki/"
 
@@ -112,7 +114,7 @@ def small_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def small_tasks(small_corpus, tmp_path_factory) -> tuple[Path, dict]:
     out = tmp_path_factory.mktemp("tasks")
-    stats = generate_tasks(small_corpus, out, seed=0, progress=False, kind_mix={}, test_fraction=0.3)
+    stats = generate_tasks(small_corpus, out, seed=0, progress=False, test_fraction=0.3)
     return out, stats
 
 
@@ -126,32 +128,48 @@ def _files(out: Path) -> dict[str, bytes]:
 
 # ----------------------------------------------------------------------------------------- tests
 
+TIER_OF = {"transcribe": 0, "enrich": 0, "union": 0, "described": 1, "filtered": 2, "wide": 3,
+           "count": 4, "top": 4, "join": 4, "entity": 4}
 
-def test_every_kind_is_produced(small_tasks):
+
+def test_tasks_carry_their_tier_beside_their_kind(small_tasks):
     out, stats = small_tasks
     tasks = _all_tasks(out)
-    kinds = {t.kind for t in tasks}
-    assert kinds == {"transcribe", "enrich", "union"}
+    assert {t.tier for t in tasks} >= {0, 1, 2, 4}
+    for task in tasks:
+        assert task.tier == TIER_OF[task.kind] == task.provenance["tier"]
+        assert json.loads(json.dumps(task.to_json()))["tier"] == task.tier
     assert stats["tasks"]["total"] == len(tasks)
-    assert stats["tasks"]["by_kind"]["union"] >= 1
-    union = next(t for t in tasks if t.kind == "union")
-    # The union joins pages of one kind; its first column says which page a row comes from.
-    assert union.required_columns[0] == "year"
-    assert {row["year"] for row in union.gold} <= {"2001", "2002", "2003"}
-    assert len({row["year"] for row in union.gold}) >= 2
-    assert union.unique_columns == ["year", "athlete"]
-    enrich = {t.provenance["tables"][0]: t for t in tasks if t.kind == "enrich"}
-    squad = enrich["examplia_squad"]  # one player's page has no birth date: "list" mode without him
-    assert squad.provenance["mode"] == "list"
-    assert [row["player"] for row in squad.gold] == [p[0] for p in PLAYERS if p[1]]
-    assert "Olaf Dahl" in squad.query and "Ulf Isaksen" not in squad.query
-    clubs = enrich["examplia_league"]
-    assert [row["yearfounded"] for row in clubs.gold] == [str(c[2]) for c in CLUBS]
-    assert clubs.columns["yearfounded"].metric == "number_near" and clubs.columns["yearfounded"].tolerance == 0
-    marathon = enrich["marathon_2001"]
-    assert marathon.provenance["mode"] == "set"
-    born = {row["athlete"]: row.get("dateofbirth") or row.get("yearofbirth") for row in marathon.gold}
-    assert born["Abel Kiprop"] in ("April 29, 1947", "1947")
+    assert sum(stats["tasks"]["by_tier"].values()) == len(tasks)
+
+
+def test_tier0_at_most_a_fifth_of_the_set(small_tasks):
+    out, stats = small_tasks
+    tasks = _all_tasks(out)
+    assert sum(t.tier == 0 for t in tasks) <= 0.2 * len(tasks) + 1
+    assert stats["mix"]["tier0_dropped"] > 0
+
+
+def test_described_sets_name_no_page_and_no_template(small_tasks, small_corpus):
+    store = PageStore(small_corpus / PAGES_FILE)
+    titles = {t.uid: t.title for t in store.iter_tables()}
+    store.close()
+    described = [t for t in _all_tasks(small_tasks[0]) if t.tier == 1]
+    assert described
+    for task in described:
+        assert not mentions_title(task.query, [titles[u] for u in task.provenance["tables"]]), task.query
+        assert "X " not in task.query and "{}" not in task.query
+        assert set(task.provenance["searches"]) == set(task.provenance["pages"])
+    run = next(t for t in described if len(t.provenance["tables"]) == 3)  # the three marathons
+    assert "2001" in run.query and "2003" in run.query and "Marathon" in run.query
+    assert {row[run.unique_columns[0]] for row in run.gold} == {"2001", "2002", "2003"}
+
+
+def test_no_query_states_a_row_count(small_tasks):
+    for task in _all_tasks(small_tasks[0]):
+        n = len(task.gold)
+        assert f"there are {n}" not in task.query and f"following {n} " not in task.query
+        assert f"all {n} " not in task.query and f"these {n} " not in task.query
 
 
 def test_generated_query_format(small_tasks):
@@ -170,53 +188,69 @@ def test_gold_scores_one_and_empty_scores_zero(small_tasks):
         assert score_answer(task, "I could not find anything.").item_f1 == 0.0
 
 
-def test_enrich_and_union_queries_do_not_name_their_pages(small_tasks, small_corpus):
+def test_every_gold_cell_records_the_passage_it_comes_from(small_tasks, small_corpus):
     store = PageStore(small_corpus / PAGES_FILE)
-    titles = {t.uid: t.title for t in store.iter_tables()}
-    checked = 0
     for task in _all_tasks(small_tasks[0]):
-        if task.kind in ("enrich", "union"):
-            page_titles = [titles[uid] for uid in task.provenance["tables"]]
-            assert not mentions_title(task.query, page_titles), task.query
-            for title in page_titles:
-                assert title.lower() not in task.query.lower()
-            checked += 1
-        else:  # transcribe queries may name their page
-            assert titles[task.provenance["tables"][0]] in task.query
-    assert checked >= 4
+        sources = cell_sources(task.provenance)
+        assert len(sources) == len(task.gold)
+        for row, cells in zip(task.gold_rows(), sources):
+            assert len(cells) == len(row)
+            for value, (url, passage, *derived) in zip(row, cells):
+                page = store.get(url)
+                assert page is not None, (task.id, url)
+                text = " ".join((page.title + "\n" + page.text).split())
+                assert " ".join(passage.split()) in text, (task.id, passage)
+                if not derived:
+                    assert norm_str(value) in norm_str(passage), (task.id, value, passage)
     store.close()
 
 
-def test_every_gold_cell_is_in_its_pages(small_tasks, small_corpus):
-    store = PageStore(small_corpus / PAGES_FILE)
-    for task in _all_tasks(small_tasks[0]):
-        texts = []
-        for url in task.provenance["pages"]:
-            page = store.get(url)
-            texts.append(norm_str(page.title + "\n" + page.text))
+def test_filters_read_the_linked_pages(small_tasks):
+    filtered = [t for t in _all_tasks(small_tasks[0]) if t.kind == "filtered"]
+    assert filtered
+    for task in filtered:
+        prov = task.provenance
+        kept = len(task.gold) / prov["candidates"]
+        assert 0.3 <= kept <= 0.7, (task.id, kept)
+        year_col = normalize_column_name(ATTRIBUTES[prov["attribute"]].column)
+        threshold = int(prov["threshold"].replace(",", ""))
         for row in task.gold:
-            for value in row.values():
-                assert value and any(norm_str(value) in text for text in texts), (task.id, value)
-    store.close()
+            assert int(row[year_col][-4:]) < threshold
+        assert any(url not in prov["pages"][: len(prov["tables"])] for url in prov["pages"])
 
 
-def test_split_has_no_table_in_both(small_tasks):
+def test_counts_are_counted_over_the_editions(small_tasks):
+    counts = [t for t in _all_tasks(small_tasks[0]) if t.kind == "count"]
+    assert counts
+    for task in counts:
+        count_col = task.required_columns[1]
+        for row, read in zip(task.gold, task.provenance["rows"]):
+            assert int(row[count_col]) == len(read)
+    marathons = next(t for t in counts if len(t.provenance["tables"]) == 3)
+    athletes = {row[marathons.required_columns[0]]: row[marathons.required_columns[1]] for row in marathons.gold}
+    assert athletes["Abel Kiprop"] == "2" and athletes["Felix Limo"] == "2" and athletes["Carl Mutai"] == "1"
+
+
+def test_split_shares_no_source_page_and_reports_zero_overlap(small_tasks, small_corpus):
     out, stats = small_tasks
     train = list(load_tasks(out / "train.jsonl"))
     test = list(load_tasks(out / "test.jsonl"))
     assert train and test
-    train_tables = {uid for t in train for uid in t.provenance["tables"]}
-    test_tables = {uid for t in test for uid in t.provenance["tables"]}
-    assert not train_tables & test_tables
-    assert stats["tasks"]["train"]["total"] == len(train)
+    store = PageStore(small_corpus / PAGES_FILE)
+    page_of = {t.uid: t.url for t in store.iter_tables()}
+    store.close()
+    train_pages = {page_of[u] for t in train for u in t.provenance["tables"]}
+    test_pages = {page_of[u] for t in test for u in t.provenance["tables"]}
+    assert not train_pages & test_pages
+    assert stats["split"]["overlap"] == {"pages": 0, "tables": 0, "groups": 0, "identical_gold": 0}
 
 
 def test_same_seed_same_bytes_other_seed_other_tasks(small_corpus, small_tasks, tmp_path):
     out, _ = small_tasks
-    again = generate_tasks(small_corpus, tmp_path / "a", seed=0, progress=False, kind_mix={}, test_fraction=0.3)
+    again = generate_tasks(small_corpus, tmp_path / "a", seed=0, progress=False, test_fraction=0.3)
     assert again["reused"] is False
     assert _files(tmp_path / "a") == _files(out)
-    generate_tasks(small_corpus, tmp_path / "b", seed=1, progress=False, kind_mix={}, test_fraction=0.3)
+    generate_tasks(small_corpus, tmp_path / "b", seed=1, progress=False, test_fraction=0.3)
     a = sorted(t.query for t in _all_tasks(out))
     b = sorted(t.query for t in _all_tasks(tmp_path / "b"))
     assert a != b
@@ -232,48 +266,59 @@ def test_rerun_reuses_and_param_change_regenerates(small_corpus, tmp_path):
     assert {k: v for k, v in second.items() if k not in ("reused", "seconds")} == {
         k: v for k, v in first.items() if k not in ("reused", "seconds")
     }
-    # A damaged task file is not trusted: it is regenerated.
     (tmp_path / "train.jsonl").write_text("garbage\n")
     assert generate_tasks(small_corpus, tmp_path, seed=3, progress=False)["reused"] is False
     assert generate_tasks(small_corpus, tmp_path, seed=3, min_rows=5, progress=False)["reused"] is False
+    assert generate_tasks(small_corpus, tmp_path, seed=3, tiers=(0, 1), progress=False)["reused"] is False
     assert not list(tmp_path.glob(".tmp-*"))
 
 
-def test_default_mix_balances_kinds(small_corpus, tmp_path):
-    stats = generate_tasks(small_corpus, tmp_path, seed=0, progress=False)
-    by_kind = stats["tasks"]["by_kind"]
-    union = by_kind["union"]
-    assert union >= 1
-    assert by_kind["transcribe"] <= 2 * union + 1 and by_kind["enrich"] <= 2 * union + 1
-    assert sum(stats["dropped_by_balance"].values()) > 0
+def test_tiers_select_what_is_made(small_corpus, tmp_path):
+    stats = generate_tasks(small_corpus, tmp_path, seed=0, tiers=(0, 1), progress=False)
+    assert {t.tier for t in _all_tasks(tmp_path)} == {0, 1}
+    assert set(stats["tasks"]["by_tier"]) == {"0", "1"}
+    assert parse_tiers("0,1,2") == (0, 1, 2) and parse_tiers(None) == (0, 1, 2, 3, 4)
+    for bad in ("5", "a,b", "1;2"):
+        with pytest.raises(ValueError, match="tier"):
+            parse_tiers(bad)
 
 
-def test_answerability_filter_drops_cells_rows_and_tasks(small_corpus, tmp_path):
-    corpus = tmp_path / "corpus"
+def test_cli_generates_the_selected_tiers(small_corpus, tmp_path, capsys):
+    from wideseek_env.cli import main
+
+    assert main(["tasks", "generate", "--corpus", str(small_corpus), "--out", str(tmp_path), "--tiers", "0,2"]) == 0
+    assert {t.tier for t in _all_tasks(tmp_path)} <= {0, 2}
+    assert main(["tasks", "generate", "--corpus", str(small_corpus), "--out", str(tmp_path), "--tiers", "7"]) == 2
+    assert "0-4" in capsys.readouterr().err
+
+
+def test_answerability_drops_rows_the_page_does_not_show(small_corpus, tmp_path):
     import shutil
 
+    corpus = tmp_path / "corpus"
     shutil.copytree(small_corpus, corpus)
     db = sqlite3.connect(corpus / PAGES_FILE)
-    # The lighthouse page loses one "Year built" value (a non-key cell: its column goes) and one
-    # lighthouse name (a key cell: its row goes); the league page loses its whole table.
-    db.execute("UPDATE pages SET text = replace(text, '1868', '') WHERE url LIKE '%List_of_lighthouses%'")
-    db.execute("UPDATE pages SET text = replace(text, 'Seal Bay Light', '') WHERE url LIKE '%List_of_lighthouses%'")
-    db.execute("UPDATE pages SET text = 'The Examplia Premier League.' WHERE url LIKE '%Examplia_Premier_League'")
+    # One lighthouse row disappears from its page's text: no task may ask for it; a runner's
+    # page loses its birth date: no task may give it.
+    db.execute("UPDATE pages SET text = replace(text, '| Seal Bay Light |', '| gone |') WHERE url LIKE '%lighthouses%'")
+    db.execute("UPDATE pages SET text = replace(text, 'born', 'known') WHERE url LIKE '%Abel_Kiprop'")
     db.commit()
     db.close()
-    stats = generate_tasks(corpus, tmp_path / "out", seed=0, progress=False, kind_mix={})
-    tasks = {(t.kind, t.provenance["tables"][0]): t for t in _all_tasks(tmp_path / "out")}
-    lighthouses = tasks[("transcribe", "lighthouses")]
-    assert lighthouses.required_columns == ["name", "location"]
-    assert [row["name"] for row in lighthouses.gold] == [n for n, _, _ in LIGHTHOUSES if n != "Seal Bay Light"]
-    assert ("transcribe", "examplia_league") not in tasks
-    # The enrich task of the league keeps its club names only where they are answerable: none is.
-    assert ("enrich", "examplia_league") not in tasks
-    answerability = stats["answerability"]
-    assert answerability["cells_failed"] >= 2 + 5
-    assert answerability["columns_dropped"] >= 1 and answerability["rows_dropped"] >= 1
-    assert answerability["tasks_dropped"] >= 2
-    assert stats["filtered"]["transcribe: unanswerable (too few answerable rows or columns)"] >= 1
+    stats = generate_tasks(corpus, tmp_path / "out", seed=0, progress=False)
+    for task in _all_tasks(tmp_path / "out"):
+        for row in task.gold:
+            assert "Seal Bay Light" not in row.values()
+            if "Abel Kiprop" in row.values():
+                assert not any("1947" in v for v in row.values()), task.id
+    assert stats["answerability"]["cells_checked"] > 0
+
+
+def test_footnote_marks_leave_keys():
+    assert clean_key("Chamique Holdsclaw * (2)") == "Chamique Holdsclaw"
+    assert clean_key("Ann Smith†") == "Ann Smith"
+    assert clean_key("Bob Jones [a]") == "Bob Jones"
+    assert clean_key("Apollo 11") == "Apollo 11"
+    assert clean_key("*") == "*"
 
 
 def test_attribute_patterns():
@@ -321,29 +366,24 @@ def test_entity_cells_must_name_their_link():
 
 @pytest.mark.slow
 def test_full_shared_corpus(ottqa_corpus):
-    """>= 2,000 tasks, every kind >= 15%, answerable and scoring 1 on a sample (cached on rerun)."""
+    """>= 8,000 tasks over tiers 0-4 (T1, T2, T4 >= 1,000, T3 >= 200), T0 <= 20%, overlap 0,
+    answerable and scoring 1 on a sample (cached on rerun)."""
     from wideseek_env.paths import default_tasks_dir
 
     out = default_tasks_dir()
     stats = generate_tasks(ottqa_corpus, out, seed=0, progress=False)
     total = stats["tasks"]["total"]
-    assert total >= 2000
-    for kind in ("transcribe", "enrich", "union"):
-        assert stats["tasks"]["by_kind"][kind] >= 0.15 * total, kind
-    assert stats["answerability"]["cells_checked"] > 100_000
+    by_tier = stats["tasks"]["by_tier"]
+    assert total >= 8000
+    assert by_tier["1"] >= 1000 and by_tier["2"] >= 1000 and by_tier["4"] >= 1000 and by_tier["3"] >= 200
+    assert by_tier["0"] <= 0.2 * total + 1
+    assert stats["split"]["overlap"]["pages"] == 0 and stats["split"]["overlap"]["groups"] == 0
     tasks = _all_tasks(out)
-    assert len(tasks) == total
-    assert len({t.id for t in tasks}) == total
-    train_tables = {u for t in load_tasks(out / "train.jsonl") for u in t.provenance["tables"]}
-    test_tables = {u for t in load_tasks(out / "test.jsonl") for u in t.provenance["tables"]}
-    assert not train_tables & test_tables
-    store = PageStore(ottqa_corpus / PAGES_FILE)
+    assert len(tasks) == total and len({t.id for t in tasks}) == total
     for task in random.Random(0).sample(tasks, 150):
         gold = score_answer(task, task.gold_markdown())
         assert gold.success == 1.0, task.id
         assert score_answer(task, "").item_f1 == 0.0
-        texts = [norm_str(p.title + "\n" + p.text) for p in store.get_many(task.provenance["pages"]) if p]
-        for row in task.gold:
-            for value in row.values():
-                assert any(norm_str(value) in text for text in texts), (task.id, value)
-    store.close()
+        for row, cells in zip(task.gold_rows(), cell_sources(task.provenance)):
+            for value, (url, passage, *derived) in zip(row, cells):
+                assert derived or norm_str(value) in norm_str(passage), (task.id, value)

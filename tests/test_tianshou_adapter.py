@@ -28,7 +28,7 @@ from wideseek_env.wrappers.tianshou import (  # noqa: E402
 def tasks(ottqa_corpus):
     from wideseek_env.paths import default_tasks_dir
     from wideseek_env.tasks import load_tasks
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks
 
     out = default_tasks_dir()
     generate_tasks(ottqa_corpus, out, seed=0, progress=False)

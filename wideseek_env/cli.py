@@ -70,9 +70,14 @@ def _access(args: argparse.Namespace) -> int:
 
 
 def _tasks_generate(args: argparse.Namespace) -> int:
-    from wideseek_env.tasks.generate import generate_tasks
+    from wideseek_env.taskgen.generate import generate_tasks, parse_tiers
 
-    stats = generate_tasks(Path(args.corpus), Path(args.out), seed=args.seed)
+    try:
+        tiers = parse_tiers(args.tiers)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stats = generate_tasks(Path(args.corpus), Path(args.out), seed=args.seed, tiers=tiers)
     print(json.dumps(stats, indent=2))
     return 0
 
@@ -176,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--corpus", required=True)
     generate.add_argument("--out", required=True)
     generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--tiers", default=None,
+                          help="comma-separated tiers to make, e.g. 0,1,2 (default: all, 0-4)")
     generate.set_defaults(handler=_tasks_generate)
 
     score = commands.add_parser("score", help="score table answers against a task file")
@@ -213,7 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--role", choices=["lead", "subagent", "single"], default="lead")
     play.add_argument(
         "--others", default="scripted",
-        help="who plays the other agents: scripted (default), human, or MODULE:CLASS of a policy",
+        help="who plays the other agents: scripted (default), teacher (the privileged demonstrator), "
+             "human, or MODULE:CLASS of a policy",
     )
     play.add_argument("--seed", type=int, default=None)
     play.set_defaults(handler=_play)

@@ -1,7 +1,7 @@
 """``wideseek play``: a person plays one agent of an episode in the terminal, against the real tools.
 
     wideseek play --corpus data/corpus-ottqa --tasks data/tasks-ottqa/test.jsonl [--task-id ID]
-                  [--role lead|subagent|single] [--others scripted|human|MODULE:CLASS] [--seed N]
+                  [--role lead|subagent|single] [--others scripted|teacher|human|MODULE:CLASS] [--seed N]
 
 Roles: ``lead`` (you delegate with ``call_subagent``; the subagents are played by ``--others``),
 ``subagent`` (the lead and the other subagents are played by ``--others``; you play the first
@@ -19,7 +19,8 @@ calls, anything else is a final answer), except for these helper lines, which be
     /help                              this help        /quit   end the episode (empty answer)
 
 Several helper lines in one message make several tool calls. Other agents: ``scripted`` (the
-default) is ``agents.baselines:ScriptedBaseline``, loaded by name so that this module does not
+default) is ``agents.baselines:ScriptedBaseline``, ``teacher`` the privileged demonstrator
+``agents.baselines.teacher:TeacherPolicy`` (it reads the task's provenance), loaded by name so that this module does not
 import ``agents`` (the package's one-way dependency rule); ``human`` means you play every agent;
 ``MODULE:CLASS`` names any class with the ``agents.policy.Policy`` interface
 (``act(requests) -> responses``).
@@ -40,6 +41,7 @@ __all__ = ["play", "parse_human_input", "HELP"]
 HELP = __doc__.split("calls, anything else is a final answer), except for these helper lines, which become tool calls:\n", 1)[1].split("Several helper lines", 1)[0].rstrip() + "\n"
 
 DEFAULT_OTHERS = "agents.baselines:ScriptedBaseline"
+TEACHER = "agents.baselines.teacher:TeacherPolicy"  # the privileged demonstrator (reads provenance)
 
 
 @dataclass
@@ -83,12 +85,15 @@ def parse_human_input(text: str) -> str:
 
 
 def load_policy(spec: str) -> Any:
-    """``MODULE:CLASS`` -> an instance (``scripted`` = the scripted baseline)."""
+    """``MODULE:CLASS`` -> an instance (``scripted`` = the scripted baseline, ``teacher`` = the
+    privileged demonstrator over the default task set)."""
     if spec == "scripted":
         spec = DEFAULT_OTHERS
+    elif spec == "teacher":
+        spec = TEACHER
     module_name, _, cls_name = spec.partition(":")
     if not module_name or not cls_name:
-        raise WideseekError(f"--others must be 'scripted', 'human' or MODULE:CLASS, got {spec!r}")
+        raise WideseekError(f"--others must be 'scripted', 'teacher', 'human' or MODULE:CLASS, got {spec!r}")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -130,7 +135,8 @@ def play(
     """Play one episode interactively (see the module docstring); returns the final metrics.
 
     ``env``: an already built env (then ``corpus``, ``tasks`` and ``config`` are not used).
-    ``others``: ``"scripted"``, ``"human"``, ``"MODULE:CLASS"`` or a policy object.
+    ``others``: ``"scripted"``, ``"teacher"`` (the privileged demonstrator, given the drawn task),
+    ``"human"``, ``"MODULE:CLASS"`` or a policy object.
     """
     from wideseek_env.config import EnvConfig
     from wideseek_env.env import WideSeekEnv
@@ -144,9 +150,13 @@ def play(
             config = EnvConfig.single_agent() if role == "single" else EnvConfig()
         env = WideSeekEnv(corpus, tasks, config)
     all_human = others == "human"
-    policy = None if all_human else (load_policy(others) if isinstance(others, str) else others)
+    teacher = others == "teacher"  # built for the drawn task below: it reads that task's provenance
+    policy = None if all_human or teacher else (load_policy(others) if isinstance(others, str) else others)
 
     obs, infos = env.reset(seed=seed, options={"task_id": task_id} if task_id else None)
+    if teacher:
+        module_name, _, cls_name = TEACHER.partition(":")
+        policy = getattr(importlib.import_module(module_name), cls_name)([env.task])
     episode = f"play-{env.task.id}"
     if policy is not None and hasattr(policy, "reset_episode"):
         policy.reset_episode(episode)

@@ -191,7 +191,7 @@ def _parse_query(query: str) -> QueryPlan:
 
     # enrich, list mode: the entities are named
     list_patterns = (
-        (r"^For each of the following \d+ (.+?)(?: \((.*)\))?, find their (.+?): (.+)$", (1, 2, 4)),
+        (r"^For each of the following (?:\d+ )?(.+?)(?: \((.*)\))?, find their (.+?): (.+)$", (1, 2, 4)),
         (r"^Here is a list of (.+?)(?: \((.*)\))?: (.+)\. For each of them, look up their (.+?)\.$", (1, 2, 3)),
         (r"^I have \d+ (.+?)(?: \((.*)\))? and need their (.+?)\. The .+? are: (.+)$", (1, 2, 4)),
     )

@@ -40,7 +40,7 @@ def run_identity(spec: EvalSpec, tasks_file: Path) -> dict[str, Any]:
         knowledge: dict[str, Any] = {"retriever_url": spec.retriever_url}
     else:
         from wideseek_env.corpus.build import load_manifest
-        from wideseek_env.tasks.generate import corpus_fingerprint
+        from wideseek_env.corpus.fingerprint import corpus_fingerprint
 
         knowledge = {"corpus_fingerprint": corpus_fingerprint(load_manifest(spec.corpus_path()))}
     ident: dict[str, Any] = {

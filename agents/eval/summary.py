@@ -81,6 +81,13 @@ def summarize(records: Iterable[Mapping[str, Any]], tasks: Sequence[Any], sample
         by_kind_records[kinds.get(r["task_id"], "table")].append(r)
     for kind, group in summary.get("by_kind", {}).items():
         group["stats"] = _stats(by_kind_records.get(kind, []))
+    # Generated tasks carry a tier (0-4): the same scores per tier ("T0".."T4").
+    tiers = {tid: f"T{wanted[tid].tier}" for tid in by_task if getattr(wanted[tid], "tier", None) is not None}
+    if tiers:
+        by_tier = aggregate({tid: by_task[tid] for tid in tiers}, kinds=tiers).get("by_kind", {})
+        for label, group in by_tier.items():
+            group["stats"] = _stats([r for r in kept if tiers.get(r["task_id"]) == label])
+        summary["by_tier"] = dict(sorted(by_tier.items()))
     return summary
 
 
@@ -102,6 +109,8 @@ def format_summary(summary: Mapping[str, Any], title: str = "") -> str:
         ]
 
     rows.append(row("all", summary))
+    for tier, s in summary.get("by_tier", {}).items():
+        rows.append(row(tier, s))
     for kind, s in summary.get("by_kind", {}).items():
         rows.append(row(kind, s))
     widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]

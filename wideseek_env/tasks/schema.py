@@ -10,6 +10,10 @@ Our own JSONL format is one ``Task.to_json()`` object per line (``"format": "wid
 ``Task.from_json`` reads it back and validates it. Validation errors raise
 :class:`~wideseek_env.errors.TaskFormatError`; the loaders add file and line to the message.
 
+Generated tasks (:mod:`wideseek_env.taskgen`) also carry ``tier`` (0-4: lookups, described sets,
+filters through linked pages, wide unions, joins and aggregation) beside ``kind``; other sources
+leave it absent (``None``).
+
 QA tasks (``kind == "qa"``) use the same record: one required column ``answer`` and one gold row per
 accepted answer string.
 """
@@ -144,11 +148,14 @@ class Task:
     display_columns: list[str] = field(default_factory=list)
     kind: str = "table"
     provenance: dict[str, Any] = field(default_factory=dict)
+    tier: int | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not self.id:
             raise TaskFormatError("task id must be a non-empty string")
         where = f"task {self.id!r}"
+        if self.tier is not None and (isinstance(self.tier, bool) or self.tier not in range(5)):
+            raise TaskFormatError(f"{where}: tier must be an integer 0-4 or absent, got {self.tier!r}")
         if not isinstance(self.query, str):
             raise TaskFormatError(f"{where}: query must be a string")
         if not isinstance(self.language, str) or not self.language:
@@ -219,6 +226,7 @@ class Task:
             "format": FORMAT_TAG,
             "id": self.id,
             "kind": self.kind,
+            **({"tier": self.tier} if self.tier is not None else {}),
             "language": self.language,
             "query": self.query,
             "required_columns": list(self.required_columns),
@@ -260,6 +268,7 @@ class Task:
             display_columns=list(data.get("display_columns") or []),
             kind=data.get("kind", "table"),
             provenance=provenance,
+            tier=data.get("tier"),
         )
 
     def to_widesearch_evaluation(self) -> dict[str, Any]:
