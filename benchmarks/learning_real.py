@@ -188,6 +188,20 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
             "subagents_per_episode": round(st.get("subagents_per_episode", 0.0), 2),
             "tool_calls_per_episode": round(st.get("tool_calls_per_episode_total", 0.0), 2),
         }
+    manifest = work / "demos" / "manifest.json"
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        result["demos"] = {k: m.get(k) for k in ("episodes_played", "episodes_kept", "mean_item_f1_played",
+                                                 "records", "completion_tokens", "total_tokens", "max_tokens")}
+    sft_metrics = work / "sft" / "metrics.jsonl"
+    if sft_metrics.exists():
+        rows = [json.loads(line) for line in sft_metrics.read_text().splitlines() if line.strip()]
+        result["sft_training"] = {
+            "steps_done": max((r["step"] for r in rows), default=0),
+            "loss": [[r["step"], round(r["loss"], 4)] for r in rows if "loss" in r],
+            "heldout_loss": [[r["step"], round(r["heldout/loss"], 4)] for r in rows if "heldout/loss" in r],
+            "seconds_per_step": round(sum(r.get("time/step_s", 0.0) for r in rows) / max(1, sum("loss" in r for r in rows)), 1),
+        }
     if "sft" in per_task:
         for v in ("grpo", "control"):
             if v in per_task:
@@ -231,6 +245,18 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
             lo, hi = r["item_f1_minus_sft_ci95"]
             lines.append("")
             lines.append(f"{v} - sft, paired over tasks: {r['item_f1_minus_sft']:+.1f} item F1 (95% CI {lo:+.1f} to {hi:+.1f}).")
+    if "demos" in result:
+        d = result["demos"]
+        lines += ["", f"Demonstrations (scripted baseline on train tasks, kept at item F1 >= {result['settings']['min_f1']}): "
+                  f"{d['episodes_kept']} of {d['episodes_played']} episodes kept (mean item F1 played "
+                  f"{100 * d['mean_item_f1_played']:.1f}), {d['total_tokens']} tokens of which {d['completion_tokens']} "
+                  f"trained (assistant tokens), longest {d['max_tokens']} tokens."]
+    if "sft_training" in result:
+        t = result["sft_training"]
+        first, last = (t["loss"][0][1], t["loss"][-1][1]) if t["loss"] else (None, None)
+        lines += ["", f"SFT: {t['steps_done']} of {result['settings']['sft_steps']} steps x "
+                  f"{result['settings']['sft_batch']} sequences ({t['seconds_per_step']} s a step); train loss "
+                  f"{first} at step 1 -> {last}; held-out loss by step {t['heldout_loss']}."]
     lines += ["", "Valid / invalid tool calls per episode by role:", ""]
     for v in VERSIONS:
         if v in result and result[v]["tool_calls_by_role"]:
@@ -261,7 +287,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     b.set(xlabel="step", ylabel="held-out item F1", title="held-out item F1 (curve sample)")
     for ax in (a, b):
         ax.grid(alpha=0.3)
-        ax.legend()
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
