@@ -1,4 +1,4 @@
-"""The agent-side subcommands of ``wideseek``: ``eval``, ``show``, ``train`` and ``demo``.
+"""The agent-side subcommands of ``wideseek``: ``eval``, ``show``, ``train``, ``demos``, ``sft`` and ``demo``.
 
 ``wideseek_env.cli`` finds ``register`` through the ``wideseek.commands`` entry-point group declared in
 pyproject.toml, so the env package never imports ``agents``. Handlers import their modules lazily.
@@ -27,6 +27,18 @@ def _show(args: argparse.Namespace) -> int:
 
     print(run_show(args.run, args.episode, width=args.width))
     return 0
+
+
+def _demos(args: argparse.Namespace) -> int:
+    from agents.demos import run_cli
+
+    return run_cli(args)
+
+
+def _sft(args: argparse.Namespace) -> int:
+    from agents.sft import run_sft_cli
+
+    return run_sft_cli(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -70,6 +82,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.add_argument("--episode", type=int, default=0, metavar="N", help="which transcript (0-based, file order)")
     show.add_argument("--width", type=int, default=400, help="characters per message (0: whole messages)")
     show.set_defaults(handler=_show)
+
+    demos = commands.add_parser(
+        "demos", help="an SFT dataset: a demonstrator's good episodes rendered with the trained model's template",
+        description="Play train tasks with a demonstrator policy; keep episodes with item F1 >= --min-f1; "
+        "write OUT/demos.jsonl (token ids + loss mask per agent), resumable. See agents/demos.py.",
+    )
+    from agents.demos import add_arguments as add_demos_arguments
+
+    add_demos_arguments(demos)
+    demos.set_defaults(handler=_demos)
+
+    sft = commands.add_parser(
+        "sft", help="supervised fine-tuning on demonstrations (checkpoints in the format of 'wideseek train')",
+        description="SFT on assistant tokens only (agents/sft). Configs: examples/sft/*.yaml; docs/training.md.",
+    )
+    sft.add_argument("--config", required=True, help="YAML file of agents.sft.SFTConfig fields")
+    sft.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one config field (value parsed as YAML); repeatable")
+    sft.set_defaults(handler=_sft)
 
     demo = commands.add_parser(
         "demo", help="the main job: build the default corpus and tasks, evaluate the scripted baseline"

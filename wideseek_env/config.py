@@ -43,6 +43,8 @@ class ConfigError(WideseekError, ValueError):
 MODES = ("multi", "single")
 INVALID_CALL_MODES = ("error", "final")
 SCORING_COMPAT_MODES = ("default", "widesearch")  # = wideseek_env.evaluation.COMPAT_MODES
+PROMPT_STYLES = ("paper", "compact")
+ACCESS_MODES = ("relevant", "section")
 
 
 @dataclass
@@ -95,6 +97,13 @@ class EnvConfig:
     length_penalty_range: int = 2000
     #: Scorer compatibility mode passed to ``score_answer``: "default" or "widesearch".
     scoring_compat: str = "default"
+    #: "paper": the full system prompts and tool descriptions (~1,000 tokens before the task);
+    #: "compact": short ones for small models (a departure from the paper; see wideseek_env.prompts).
+    prompts: str = "paper"
+    #: ``access`` on a long page: "relevant" returns the parts most relevant to ``info_to_extract`` within
+    #: ``page_chars`` (the paper's behaviour); "section" returns the one ``## section`` (with its table)
+    #: that best matches ``info_to_extract``, whole (cut only at ``page_chars``).
+    access_mode: str = "relevant"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -107,6 +116,10 @@ class EnvConfig:
             raise ConfigError(
                 f"EnvConfig.scoring_compat must be one of {SCORING_COMPAT_MODES}, got {self.scoring_compat!r}"
             )
+        if self.prompts not in PROMPT_STYLES:
+            raise ConfigError(f"EnvConfig.prompts must be one of {PROMPT_STYLES}, got {self.prompts!r}")
+        if self.access_mode not in ACCESS_MODES:
+            raise ConfigError(f"EnvConfig.access_mode must be one of {ACCESS_MODES}, got {self.access_mode!r}")
         positive = (
             "lead_max_turns", "subagent_max_turns", "single_max_turns", "max_subagents_per_call",
             "max_tool_calls_per_message", "context_tokens", "max_query_tokens", "max_depth",
@@ -188,6 +201,12 @@ class EnvConfig:
         return cls(**{"mode": "single", **cls._check_keys(overrides)})
 
     @classmethod
+    def compact(cls, **overrides: Any) -> "EnvConfig":
+        """RLinf's settings with compact prompts and whole-section access: for small models (a departure
+        from the paper's prompts: the system prompt and tool schemas cost a few hundred tokens, not ~1,000)."""
+        return cls.rlinf(**{"prompts": "compact", "access_mode": "section", **cls._check_keys(overrides)})
+
+    @classmethod
     def from_preset(cls, name: str, overrides: Mapping[str, Any] | None = None) -> "EnvConfig":
         """The preset ``name`` (a key of :data:`PRESETS`) with ``overrides`` applied on top.
 
@@ -235,10 +254,12 @@ class EnvConfig:
 
 #: Preset name -> builder (``EnvConfig.from_preset``). ``default``: multi-agent, paper limits, invalid calls
 #: answered with an error message; ``paper``: invalid call = final answer; ``rlinf``: RLinf's settings
-#: (first tool call only, shaped reward); ``single``: one agent with search + access, 50 turns.
+#: (first tool call only, shaped reward); ``single``: one agent with search + access, 50 turns; ``compact``:
+#: ``rlinf`` with compact prompts and whole-section access (small models; not the paper's prompts).
 PRESETS: dict[str, Any] = {
     "default": lambda cls, **kw: cls(**kw),
     "paper": lambda cls, **kw: cls.paper(**kw),
     "rlinf": lambda cls, **kw: cls.rlinf(**kw),
     "single": lambda cls, **kw: cls.single_agent(**kw),
+    "compact": lambda cls, **kw: cls.compact(**kw),
 }

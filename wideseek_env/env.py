@@ -96,7 +96,6 @@ from wideseek_env.tools.parsing import (
 from wideseek_env.tools.subagent import (
     SUBAGENT_TOOL_NAMES,
     SubagentRequest,
-    SubagentTool,
     parse_subagent_arguments,
 )
 
@@ -399,7 +398,9 @@ class WideSeekEnv(ParallelEnv):
         self._owns_retriever = False
         self.retriever = None
         self._role_tools = self._build_tools(corpus, tools, summarizer)
-        self._subagent_tool = SubagentTool(cfg.max_subagents_per_call)
+        from wideseek_env.tools.defaults import subagent_tool
+
+        self._subagent_tool = subagent_tool(cfg)
 
         if cfg.mode == "single":
             self.possible_agents = [SINGLE]
@@ -598,7 +599,7 @@ class WideSeekEnv(ParallelEnv):
         schemas = [openai_schema(t) for t in tools.values()]
         if can_delegate:
             schemas.append(openai_schema(self._subagent_tool))
-        system = prompts.system_prompt(role)
+        system = prompts.system_prompt(role, cfg.prompts)
         if role == ROLE_SUB and can_delegate:
             system += "\n\n" + prompts.SUBAGENT_DELEGATION_NOTE
         user = self._query if subtask is None else prompts.subagent_user_message(self._query, subtask)

@@ -58,8 +58,26 @@ SUBTASK_TEMPLATE = "{task}\n\nYour current subtask is: {subtask}"
 TURN_HINT_TEMPLATE = "Your next answer will be on turn {turn}; you MUST finish by turn {max_turns}."
 
 
-def system_prompt(role: str) -> str:
-    """The system prompt of a role: ``"lead"``, ``"subagent"`` or ``"agent"`` (single-agent mode)."""
+# Compact prompts (``EnvConfig.prompts = "compact"``): a departure from the paper's prompts, for small
+# models whose context is short: the same roles and answer format in a few sentences.
+COMPACT_ANSWER_FORMAT = (
+    "Final answer: no tool call, one ```markdown table with exactly the requested columns, one row per entity."
+)
+COMPACT_PROMPTS = {
+    "lead": "You lead a research team over an offline Wikipedia. Use call_subagent to give subagents "
+            "self-contained subtasks; then combine their reports. " + COMPACT_ANSWER_FORMAT,
+    "subagent": "You are a research subagent over an offline Wikipedia. Use search, then access a page URL "
+                "to read it. When done, reply without a tool call: your report (a small markdown table).",
+    "agent": "You answer questions from an offline Wikipedia. Use search to find pages, access to read a page "
+             "by URL (name the section or table you need). " + COMPACT_ANSWER_FORMAT,
+}
+
+
+def system_prompt(role: str, style: str = "paper") -> str:
+    """The system prompt of a role: ``"lead"``, ``"subagent"`` or ``"agent"`` (single-agent mode);
+    ``style``: ``"paper"`` or ``"compact"`` (:data:`COMPACT_PROMPTS`)."""
+    if style == "compact" and role in COMPACT_PROMPTS:
+        return COMPACT_PROMPTS[role]
     if role == "lead":
         return LEAD_SYSTEM_PROMPT
     if role == "subagent":

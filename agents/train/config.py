@@ -70,7 +70,7 @@ class TrainConfig:
     #: Training on the task file that evaluation uses is refused unless this is true.
     allow_eval_tasks: bool = False
     corpus: str | None = None  # a built corpus directory or an http(s) retrieval server URL
-    preset: str = "rlinf"  # an env preset: default | paper | rlinf | single
+    preset: str = "rlinf"  # an env preset: default | paper | rlinf | single | compact
     env: dict[str, Any] = field(default_factory=dict)  # EnvConfig overrides (any field)
     #: ``"module:function"`` or ``"path/file.py:function"`` (or a callable): ``fn(task, answer, record)
     #: -> float``; None: the env's default (item F1, shaped under ``rlinf``).

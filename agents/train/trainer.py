@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -47,6 +46,7 @@ from agents.train.checkpoints import (export_weights, list_checkpoints, load_tra
 from agents.train.config import TrainConfig, TrainConfigError
 from agents.train.evaluation import evaluate_policy
 from agents.train.build import load_training_model, rollout_policy, train_env_setup
+from agents.train.schedule import lr_factor
 from agents.train.metrics import LogprobGap, MetricsLogger, batch_metrics, mean
 from wideseek_env.errors import require
 
@@ -209,14 +209,8 @@ class Trainer:
     def _lr_factor(self, optimizer_step: int) -> float:
         """The LR multiplier after ``optimizer_step`` optimizer steps: linear warm-up, then the schedule."""
         cfg = self.config
-        total = max(1, cfg.steps * cfg.epochs * cfg.num_minibatches)
-        if cfg.lr_warmup_steps and optimizer_step < cfg.lr_warmup_steps:
-            return (optimizer_step + 1) / cfg.lr_warmup_steps
-        if cfg.lr_schedule == "constant":
-            return 1.0
-        progress = min(1.0, (optimizer_step - cfg.lr_warmup_steps) / max(1, total - cfg.lr_warmup_steps))
-        shape = 1.0 - progress if cfg.lr_schedule == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
-        return cfg.min_lr_ratio + (1.0 - cfg.min_lr_ratio) * shape
+        return lr_factor(optimizer_step, total=max(1, cfg.steps * cfg.epochs * cfg.num_minibatches),
+                         warmup_steps=cfg.lr_warmup_steps, schedule=cfg.lr_schedule, min_lr_ratio=cfg.min_lr_ratio)
 
     # ------------------------------------------------------------------ phase: rollouts
 

@@ -235,6 +235,38 @@ def select_relevant(text: str, info: str, budget: int, *, target: int | None = N
     return out if len(out) <= budget else out[: budget - len(OMISSION)] + OMISSION
 
 
+_HEADING = re.compile(r"^## .*$", re.M)
+
+
+def select_section(text: str, info: str, budget: int) -> str:
+    """The ``## section`` of ``text`` that best matches ``info``, whole (``access_mode="section"``).
+
+    Sections are scored by the share of ``info``'s words found in their heading (twice) plus BM25-like term
+    overlap with their body; the page's lead (before the first heading) is a section too. No match (or no
+    ``info``): the lead, or the first section when the lead is empty. A section over ``budget`` is cut."""
+    if len(text) <= budget and not info:
+        return text
+    starts = [m.start() for m in _HEADING.finditer(text)]
+    bounds = list(zip([0] + starts, starts + [len(text)]))
+    sections = [(a, b) for a, b in bounds if text[a:b].strip()]
+    if not sections:
+        return text[:budget]
+    query = [t for t in dict.fromkeys(_terms(info)) if t not in _STOP]
+    best, best_score = sections[0], 0.0
+    for a, b in sections:
+        body = text[a:b]
+        heading = body.split("\n", 1)[0] if body.startswith("## ") else ""
+        head_terms, body_terms = set(_terms(heading)), Counter(_terms(body))
+        score = 0.0
+        if query:
+            score = 2.0 * sum(t in head_terms for t in query) / len(query)
+            score += sum(min(body_terms.get(t, 0), 3) for t in query) / (3.0 * len(query))
+        if score > best_score:
+            best, best_score = (a, b), score
+    out = text[best[0]:best[1]].strip()
+    return out if len(out) <= budget else out[: budget - len(OMISSION)] + OMISSION
+
+
 @dataclass
 class _Request:
     url: str = ""
@@ -253,6 +285,8 @@ class AccessTool:
         max_urls: URLs read per call (paper: 5); extras are dropped with a note.
         page_chars: budget of page text per URL (paper: 25,000 characters).
         summarizer: optional batched hook ``[(url, page_text, info_to_extract)] -> [summary]``.
+        mode: ``"relevant"`` (the module doc's selection) or ``"section"`` (:func:`select_section`: the best
+            matching ``## section`` of the page, whole).
     """
 
     name = "access"
@@ -264,7 +298,11 @@ class AccessTool:
         max_urls: int = 5,
         page_chars: int = 25000,
         summarizer: Summarizer | None = None,
+        mode: str = "relevant",
     ) -> None:
+        if mode not in ("relevant", "section"):
+            raise ValueError(f"mode must be 'relevant' or 'section', got {mode!r}")
+        self.mode = mode
         self.retriever = retriever
         self.max_urls = max_urls
         self.page_chars = page_chars
@@ -391,7 +429,8 @@ class AccessTool:
             for ui, request in enumerate(p[0]):
                 page = pages.get(request.key) if request.key else None
                 if page is not None:
-                    selected[(ci, ui)] = (page, select_relevant(page.text, request.info, self.page_chars))
+                    select = select_section if self.mode == "section" else select_relevant
+                    selected[(ci, ui)] = (page, select(page.text, request.info, self.page_chars))
         summaries: dict[tuple[int, int], str] = {}
         summary_note = ""
         if self.summarizer is not None and selected:
@@ -463,7 +502,9 @@ class AccessTool:
             return "\n".join(lines)
         if summary_note:
             lines.append(summary_note.rstrip("\n"))
-        if len(text) < len(page.text):
+        if len(text) < len(page.text) and self.mode == "section":
+            lines.append("Content (the section that best matches your request):")
+        elif len(text) < len(page.text):
             about = f' to "{request.info}"' if request.info else ""
             lines.append(f'Content (the parts of the page most relevant{about}; "..." marks omitted parts):')
         else:
