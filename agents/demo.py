@@ -8,8 +8,9 @@
 4. Evaluate the scripted baseline (``agents.baselines.ScriptedBaseline``, no LLM) on the generated test
    split with ``agents.eval`` and print the summary table. The run lives in
    ``home_dir()/evals/demo-scripted-test`` and is resumable: a second ``wideseek demo`` reuses the
-   finished episodes (and an interrupted one continues where it stopped); the summary has a row per
-   tier (T0-T4) and per kind. ``--limit N`` evaluates a fixed random sample of N tasks instead.
+   finished episodes (and an interrupted one continues where it stopped), and an earlier demo run of other
+   tasks or settings there is replaced (an explicit ``--out`` holding another run is refused instead); the
+   summary has a row per tier (T0-T4) and per kind. ``--limit N`` evaluates a fixed random sample of N tasks instead.
 
 Only ``wideseek_env`` is needed for steps 1-3; step 4 imports the ``agents`` package of this checkout
 (no torch, no LLM).
@@ -82,13 +83,22 @@ def show_tools(corpus_dir: str) -> None:
 def run_scripted_eval(corpus_dir: str, tasks_dir: Path, limit: int | None = None, out: str | None = None,
                       parallel: int = 8) -> dict:
     from agents.eval import EvalSpec, evaluate
+    from agents.eval.spec import RunMismatchError
 
     spec = EvalSpec(policy="scripted", tasks=str(tasks_dir / "test.jsonl"), corpus=corpus_dir, limit=limit,
                     parallel=parallel)
     out_dir = Path(out) if out else paths.home_dir() / "evals" / "demo-scripted-test"
     what = f"a fixed sample of {limit} test tasks" if limit else "the whole test split"
     print(f"\n== evaluating the scripted baseline (no LLM) on {what} -> {out_dir}")
-    return evaluate(spec, out_dir)
+    try:
+        return evaluate(spec, out_dir)
+    except RunMismatchError as e:
+        if out is not None:
+            raise
+        # The demo's own directory holds a run of other tasks or settings (regenerated tasks, a newer
+        # checkout): it is the demo's cache, not the user's data, so it is replaced rather than refused.
+        print(f"   (replacing an earlier demo run: {e})")
+        return evaluate(spec, out_dir, overwrite=True)
 
 
 def run_demo(limit: int | None = None, out: str | None = None) -> int:

@@ -161,6 +161,28 @@ def test_mismatched_config_is_a_clear_error(task_file, ottqa_corpus, tmp_path):
     assert json.loads((out / "run.json").read_text())["identity"]["env"]["max_subagents_per_call"] == 3
 
 
+
+def test_main_job_replaces_its_own_stale_run_but_refuses_an_explicit_out(task_file, ottqa_corpus, tmp_path,
+                                                                          monkeypatch):
+    from agents.demo import run_scripted_eval
+
+    monkeypatch.setenv("WIDESEEK_HOME", str(tmp_path / "home"))
+    tasks_dir = tmp_path / "tasks"
+    tasks_dir.mkdir()
+    (tasks_dir / "test.jsonl").write_bytes(Path(task_file).read_bytes())
+    assert run_scripted_eval(str(ottqa_corpus), tasks_dir, limit=2)["run"]["episodes_run_now"] == 2
+    # The task set changes (as after 'wideseek tasks generate' with a newer generator): the demo's own
+    # directory is re-run, not refused.
+    first_task = (tasks_dir / "test.jsonl").read_text().splitlines()[0]
+    (tasks_dir / "test.jsonl").write_text(first_task + "\n")
+    s = run_scripted_eval(str(ottqa_corpus), tasks_dir, limit=2)
+    assert s["run"]["episodes_run_now"] == 1
+    mine = tmp_path / "mine"
+    evaluate(_spec(task_file, ottqa_corpus, limit=2), mine, progress=False, print_table=False)
+    with pytest.raises(RunMismatchError):
+        run_scripted_eval(str(ottqa_corpus), tasks_dir, limit=2, out=str(mine))
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 
