@@ -283,6 +283,18 @@ def test_server_gone_mid_episode_is_a_tool_error_not_a_crash(corpus_dir):
             proc.wait()
 
 
+def test_small_requests_do_not_wait_for_delayed_acks(server):
+    # Regression: without TCP_NODELAY on both ends, each answer waited ~40 ms for a delayed ACK.
+    with HTTPRetriever(server.url) as remote:
+        remote.access_many(["/wiki/Jim_Ryun"])
+        times = []
+        for _ in range(21):
+            started = time.perf_counter()
+            remote.access_many(["/wiki/Jim_Ryun"])
+            times.append(time.perf_counter() - started)
+    assert sorted(times)[10] < 0.025
+
+
 def test_retries_ride_out_a_server_that_starts_late(local):
     from wideseek_env.corpus.server import make_server
 
