@@ -1,6 +1,8 @@
 """Retrieval server under load: many concurrent clients against ``wideseek serve`` on the full corpus.
 
-Starts ``wideseek serve`` (a real subprocess, bound to 127.0.0.1 only) on the whole shared OTT-QA
+Measures each server of ``--backends`` (default ``stdlib,asgi``: the threaded ``http.server`` and
+the FastAPI + uvicorn app), one after the other in the same run with the same workload. For each it
+starts ``wideseek serve --backend B`` (a real subprocess, bound to 127.0.0.1 only) on the whole shared OTT-QA
 corpus (built at ``wideseek_env.paths.default_corpus_dir()`` first if missing), then runs
 ``--clients`` concurrent clients (stdlib ``http.client``, one keep-alive connection each, spread over
 ``--procs`` client processes so that the clients' own JSON work does not share one GIL). Each
@@ -19,7 +21,8 @@ process's peak RSS (``VmHWM`` from ``/proc/<pid>/status``), RSS, threads and ope
 end. With ``--out`` it writes a markdown report (machine and command included).
 
     python benchmarks/server_load.py [--clients 32] [--requests 20000] [--duration 120]
-                                     [--procs 2] [--out benchmarks/results/server_load.md]
+                                     [--procs 2] [--backends stdlib,asgi]
+                                     [--out benchmarks/results/server_load.md]
 
 The server and the clients share the machine: on a small machine the figures are a lower bound
 of what the server alone sustains.
@@ -169,10 +172,10 @@ def proc_status(pid: int) -> dict[str, int]:
     return values
 
 
-def start_server(corpus_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(corpus_dir: Path, backend: str) -> tuple[subprocess.Popen, int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "wideseek_env.cli", "serve", "--index", str(corpus_dir),
-         "--host", "127.0.0.1", "--port", "0"],
+         "--host", "127.0.0.1", "--port", "0", "--backend", backend],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
@@ -192,28 +195,9 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=None, help="built corpus (default: the shared OTT-QA one)")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--procs", type=int, default=2, help="client processes the clients are spread over")
-    parser.add_argument("--requests", type=int, default=20000, help="stop after this many requests in all")
-    parser.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="write a markdown report here")
-    args = parser.parse_args(argv)
-
-    from wideseek_env.corpus.build import build_corpus
-    from wideseek_env.paths import default_corpus_dir, shared_data_dir
-
-    corpus_dir = args.corpus
-    if corpus_dir is None:
-        corpus_dir = default_corpus_dir()
-        build_corpus("ottqa", shared_data_dir() / "ottqa", corpus_dir, progress=False)  # reused if built
-    manifest = json.loads((corpus_dir / "manifest.json").read_text())
-    queries, urls = sample_workload(corpus_dir, 4000, args.seed)
-
-    server, port = start_server(corpus_dir)
+def run_backend(args, corpus_dir: Path, backend: str, queries: list[str], urls: list[str]) -> dict:
+    """One load run against a fresh ``wideseek serve --backend BACKEND`` process."""
+    server, port = start_server(corpus_dir, backend)
     try:
         idle = proc_status(server.pid)
         idle_files = len(os.listdir(f"/proc/{server.pid}/fd"))
@@ -281,11 +265,8 @@ def main(argv: list[str] | None = None) -> dict:
             "max_ms": max(lat) if lat else float("nan"),
         }
     all_lat = [r[2] * 1000 for r in records if not r[3]]
-    result = {
-        "machine": describe_machine(ram=True),
-        "corpus": {"dir": str(corpus_dir), **manifest["counts"]},
-        "clients": args.clients,
-        "client_procs": procs,
+    return {
+        "backend": backend,
         "requests": len(records),
         "seconds": elapsed,
         "requests_per_s": len(records) / elapsed,
@@ -303,6 +284,41 @@ def main(argv: list[str] | None = None) -> dict:
         "server_open_files_idle": idle_files,
         "server_open_files_end": open_files,
         "server_alive_after": alive,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=None, help="built corpus (default: the shared OTT-QA one)")
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--procs", type=int, default=2, help="client processes the clients are spread over")
+    parser.add_argument("--requests", type=int, default=20000, help="stop after this many requests in all")
+    parser.add_argument("--duration", type=float, default=120.0, help="stop after this many seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write a markdown report here")
+    parser.add_argument("--backends", default="stdlib,asgi",
+                        help="servers to measure, one after the other in this run (wideseek serve --backend)")
+    args = parser.parse_args(argv)
+
+    from wideseek_env.corpus.build import build_corpus
+    from wideseek_env.paths import default_corpus_dir, shared_data_dir
+
+    corpus_dir = args.corpus
+    if corpus_dir is None:
+        corpus_dir = default_corpus_dir()
+        build_corpus("ottqa", shared_data_dir() / "ottqa", corpus_dir, progress=False)  # reused if built
+    manifest = json.loads((corpus_dir / "manifest.json").read_text())
+    queries, urls = sample_workload(corpus_dir, 4000, args.seed)
+
+    runs = [run_backend(args, corpus_dir, b, queries, urls) for b in args.backends.split(",")]
+    procs = max(1, min(args.procs, args.clients))
+    result = {
+        "machine": describe_machine(ram=True),
+        "corpus": {"dir": str(corpus_dir), **manifest["counts"]},
+        "clients": args.clients,
+        "client_procs": procs,
+        "runs": runs,
+        "errors": sum(r["errors"] for r in runs),
         "command": "python benchmarks/server_load.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "load_average_end": os.getloadavg()[0],
     }
@@ -310,8 +326,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(report(result))
-    if errors:
-        print(f"{len(errors)} errors, e.g. {result['error_samples']}", file=sys.stderr)
+    for r in runs:
+        if r["errors"]:
+            print(f"{r['backend']}: {r['errors']} errors, e.g. {r['error_samples']}", file=sys.stderr)
     return result
 
 
@@ -320,10 +337,11 @@ def report(r: dict) -> str:
     lines = [
         "# Retrieval server under load",
         "",
-        f"Machine: {r['machine']}. The server (`wideseek serve`, a subprocess on 127.0.0.1) and the "
-        f"clients ({r['clients']} threads over {r['client_procs']} processes, stdlib `http.client`) "
-        "shared this machine, so the figures are a lower bound for the server alone; load average "
-        f"{r['load_average_end']:.1f} at the end.",
+        f"Machine: {r['machine']}. Each server (`wideseek serve --backend B`, a subprocess on 127.0.0.1) "
+        f"and the clients ({r['clients']} threads over {r['client_procs']} processes, stdlib "
+        "`http.client`) shared this machine, so the figures are a lower bound for the server alone; "
+        f"load average {r['load_average_end']:.1f} at the end. The servers were measured one after "
+        "the other in one run, same workload and seed.",
         "",
         f"Corpus: the whole shared OTT-QA corpus ({c['pages']:,} pages, {c['passages']:,} passages, "
         f"{c['tables']:,} tables).",
@@ -335,25 +353,46 @@ def report(r: dict) -> str:
         "",
         f"Command: `{r['command']}`",
         "",
-        "| requests | seconds | requests/s | queries/s | URLs/s | p50 ms | p99 ms | errors |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
-        f"| {r['requests']:,} | {r['seconds']:.1f} | {r['requests_per_s']:,.0f} | {r['queries_per_s']:,.0f} "
-        f"| {r['urls_per_s']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |",
-        "",
-        "| endpoint | requests | items | p50 ms | p90 ms | p99 ms | max ms |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | requests | seconds | requests/s | queries/s | URLs/s | p50 ms | p99 ms | errors | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for path, s in r["by_path"].items():
-        lines.append(f"| {path} | {s['requests']:,} | {s['items']:,} | {s['p50_ms']:.1f} | {s['p90_ms']:.1f} "
-                     f"| {s['p99_ms']:.1f} | {s['max_ms']:.1f} |")
-    lines += [
-        "",
-        f"Server process memory: {r['server_rss_idle_mib']:.0f} MiB RSS idle after start, peak RSS "
-        f"(VmHWM) {r['server_peak_rss_mib']:.0f} MiB, {r['server_rss_end_mib']:.0f} MiB at the end; "
-        f"{r['server_threads_end']} threads and {r['server_open_files_end']} open files at the end "
-        f"({r['server_open_files_idle']} before the run; all connections closed); the server answered `/health` after the run: {r['server_alive_after']}.",
-        "",
-    ]
+    for b in r["runs"]:
+        lines.append(
+            f"| {b['backend']} | {b['requests']:,} | {b['seconds']:.1f} | {b['requests_per_s']:,.0f} "
+            f"| {b['queries_per_s']:,.0f} | {b['urls_per_s']:,.0f} | {b['p50_ms']:.1f} | {b['p99_ms']:.1f} "
+            f"| {b['errors']} | {b['server_peak_rss_mib']:.0f} |"
+        )
+    lines += ["", "| server | endpoint | requests | items | p50 ms | p90 ms | p99 ms | max ms |",
+              "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for b in r["runs"]:
+        for path, s in b["by_path"].items():
+            lines.append(f"| {b['backend']} | {path} | {s['requests']:,} | {s['items']:,} | {s['p50_ms']:.1f} "
+                         f"| {s['p90_ms']:.1f} | {s['p99_ms']:.1f} | {s['max_ms']:.1f} |")
+    lines.append("")
+    speed = {b["backend"]: b["requests_per_s"] for b in r["runs"]}
+    if {"stdlib", "asgi"} <= set(speed):
+        ratio = speed["asgi"] / speed["stdlib"]
+        lines += [
+            f"Which is the default: the asgi server answered {ratio:.2f}x the stdlib server's requests/s "
+            "in this run. It replaces the stdlib server as the default of `wideseek serve` only if it is "
+            "at least as fast within noise (a few percent on this shared machine); "
+            + ("it is, so" if ratio >= 0.97 else "it is not, so `stdlib` stays the default and")
+            + " `--backend asgi` gives the FastAPI app (its `/docs`, `/openapi.json` and `--workers`). "
+            "On this 2-core machine the event loop, the thread-pool hand-off of every request and "
+            "pydantic validation presumably (not profiled) cost more CPU than the stdlib server's thread per connection, and the "
+            "clients share those two cores; with `--workers N` on a larger machine the asgi server can "
+            "use more cores than one GIL allows.",
+            "",
+        ]
+    for b in r["runs"]:
+        lines.append(
+            f"{b['backend']}: {b['server_rss_idle_mib']:.0f} MiB RSS idle after start, peak RSS (VmHWM) "
+            f"{b['server_peak_rss_mib']:.0f} MiB, {b['server_rss_end_mib']:.0f} MiB at the end; "
+            f"{b['server_threads_end']} threads and {b['server_open_files_end']} open files at the end "
+            f"({b['server_open_files_idle']} before the run); answered `/health` after the run: "
+            f"{b['server_alive_after']}."
+        )
+        lines.append("")
     return "\n".join(lines)
 
 

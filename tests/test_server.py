@@ -258,7 +258,72 @@ def test_keep_alive_connection_is_reused(server):
     with HTTPRetriever(server.url) as remote:
         for _ in range(3):
             remote.search_many(["Ryun"], 1)
-        assert len(remote._conns) == 1
+        assert len(remote._client._transport._pool.connections) == 1  # httpx's pool
+
+
+def test_server_gone_mid_episode_is_a_tool_error_not_a_crash(corpus_dir):
+    from wideseek_env.tools import AccessTool, SearchTool
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wideseek_env.cli", "serve", "--index", str(corpus_dir), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"),
+    )
+    try:
+        url = "http://" + proc.stdout.readline().split("http://", 1)[1].split()[0]
+        with HTTPRetriever(url, retries=2, backoff=0.01) as remote:
+            search, access = SearchTool(remote), AccessTool(remote)
+            assert "Jim Ryun" in search({"queries": [{"query": "Ryun"}]})
+            proc.kill()  # the server dies between two tool calls, its keep-alive connection with it
+            proc.wait(10)
+            for text in (search({"queries": [{"query": "Ryun"}]}), access({"urls": ["/wiki/Jim_Ryun"]})):
+                assert "Error:" in text and "cannot reach the retrieval server" in text, text
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_small_requests_do_not_wait_for_delayed_acks(server):
+    # Regression: without TCP_NODELAY on both ends, each answer waited ~40 ms for a delayed ACK.
+    with HTTPRetriever(server.url) as remote:
+        remote.access_many(["/wiki/Jim_Ryun"])
+        times = []
+        for _ in range(21):
+            started = time.perf_counter()
+            remote.access_many(["/wiki/Jim_Ryun"])
+            times.append(time.perf_counter() - started)
+    assert sorted(times)[10] < 0.025
+
+
+def test_retries_ride_out_a_server_that_starts_late(local):
+    from wideseek_env.corpus.server import make_server
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    box = {}
+
+    def start_late():
+        time.sleep(0.3)
+        box["server"] = make_server(local, "127.0.0.1", port)
+        box["server"].serve_forever(poll_interval=0.05)
+
+    import threading
+
+    late = threading.Thread(target=start_late, daemon=True)
+    late.start()
+    try:
+        # Refused at first; the retries (0.2 s, 0.4 s, 0.8 s, ...) reach the server once it is up.
+        with HTTPRetriever(f"127.0.0.1:{port}", retries=4, backoff=0.2) as remote:
+            assert remote.search_many(["Ryun"], 1)[0][0].title == "Jim Ryun"
+    finally:
+        deadline = time.monotonic() + 5
+        while "server" not in box and time.monotonic() < deadline:
+            time.sleep(0.05)
+        box["server"].shutdown()
+        box["server"].server_close()
+        late.join(5)
 
 
 class Exploding:

@@ -6,18 +6,19 @@ in ``wideseek_env.corpus.server``; this client also reads the plain Search-R1 sh
 servers of that family.
 
 One ``search_many`` call is one ``POST /retrieve`` (split into requests of at most ``max_batch``
-queries when larger); one ``access_many`` is one ``POST /access``. Each thread keeps its own
-keep-alive connection. A connection the server closed while idle is re-opened once, transparently.
+queries when larger); one ``access_many`` is one ``POST /access``. The HTTP client is ``httpx``
+with a connection pool, timeouts and bounded retries (``HTTPRetriever``).
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
-import threading
+import time
 from typing import Any, Sequence
 from urllib.parse import urlsplit
+
+import httpx
 
 from wideseek_env.corpus.types import Hit, Page
 from wideseek_env.errors import WideseekError
@@ -71,26 +72,46 @@ def _page_from_json(item: Any) -> Page | None:
 class HTTPRetriever:
     """Retriever over HTTP. ``base_url`` is ``http://host:port`` (``host:port`` also works).
 
-    Raises ``RetrievalServerError`` (a ``WideseekError``) when the server cannot be reached or
-    answers with an error; the message names the URL and how to start a server.
+    Built on ``httpx``: one connection pool (``max_connections`` keep-alive connections, shared by
+    all threads: the client is thread-safe), ``timeout`` seconds per request (connect, read, write,
+    pool), and bounded retries: a request that fails to connect, loses its connection or gets a
+    503 is sent again up to ``retries`` times, after ``backoff`` x 1, 2, 4, ... seconds (the
+    endpoints only read, so a repeat is harmless). Sockets are ``TCP_NODELAY``: a request's header
+    and body writes must not wait for the server's delayed ACK (40 ms per request on Linux).
+
+    Raises ``RetrievalServerError`` (a ``WideseekError``) when the server cannot be reached after
+    the retries or answers with an error; the message names the URL and how to start a server.
+    The tools catch it and show the agent a readable ``Error: ...`` instead of crashing.
     """
 
-    def __init__(self, base_url: str, *, timeout: float = 30, max_batch: int = 256) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30,
+        max_batch: int = 256,
+        retries: int = 2,
+        backoff: float = 0.1,
+        max_connections: int = 32,
+    ) -> None:
         if "://" not in base_url:
             base_url = "http://" + base_url
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise WideseekError(f"bad retrieval server URL {base_url!r}; expected http://HOST:PORT")
         self.base_url = base_url.rstrip("/")
-        self._scheme = parts.scheme
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._prefix = parts.path.rstrip("/")
         self.timeout = timeout
         self.max_batch = max(1, int(max_batch))
-        self._local = threading.local()
-        self._conns: list[http.client.HTTPConnection] = []
-        self._lock = threading.Lock()
+        self.retries = max(0, int(retries))
+        self.backoff = max(0.0, float(backoff))
+        transport = httpx.HTTPTransport(
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+        self._client = httpx.Client(
+            base_url=self.base_url, timeout=timeout, transport=transport,
+            headers={"Accept": "application/json"},
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -101,32 +122,9 @@ class HTTPRetriever:
         self.close()
 
     def close(self) -> None:
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for conn in conns:
-            conn.close()
-        self._local = threading.local()
+        self._client.close()
 
     # -- HTTP --------------------------------------------------------------------------------
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            cls = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
-            conn = cls(self._host, self._port, timeout=self.timeout)
-            self._local.conn = conn
-            with self._lock:
-                self._conns.append(conn)
-        return conn
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-            with self._lock:
-                if conn in self._conns:
-                    self._conns.remove(conn)
 
     def _unreachable(self, exc: BaseException) -> RetrievalServerError:
         return RetrievalServerError(
@@ -134,59 +132,51 @@ class HTTPRetriever:
             "start one with 'wideseek serve --index CORPUS_DIR --port PORT' or check the URL"
         )
 
-    def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        for attempt in (0, 1):
-            conn = self._connection()
+    def _send(self, method: str, path: str, body: bytes | None = None):
+        """One request with the bounded retries (class doc); the response, or RetrievalServerError."""
+        headers = {"Content-Type": "application/json"} if body is not None else None
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
             try:
-                conn.request("POST", self._prefix + path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
-                    http.client.CannotSendRequest, http.client.BadStatusLine) as exc:
-                # An idle keep-alive connection the server closed: retry once on a new one.
-                self._drop_connection()
-                if attempt == 1:
+                response = self._client.request(method, path, content=body, headers=headers)
+            except (httpx.TransportError, RuntimeError) as exc:  # RuntimeError: the client was closed
+                if attempt == self.retries or isinstance(exc, RuntimeError):
                     raise self._unreachable(exc) from exc
                 continue
-            except (OSError, socket.timeout, http.client.HTTPException) as exc:
-                self._drop_connection()
-                raise self._unreachable(exc) from exc
-            if response.getheader("Connection", "").lower() == "close":
-                self._drop_connection()
-            try:
-                decoded = json.loads(data)
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise RetrievalServerError(
-                    f"the retrieval server at {self.base_url} answered {path} with status "
-                    f"{response.status} and a body that is not JSON: {data[:200]!r}"
-                ) from None
-            if response.status != 200:
-                message = decoded.get("error") if isinstance(decoded, dict) else decoded
-                raise RetrievalServerError(
-                    f"the retrieval server at {self.base_url} answered {path} with status "
-                    f"{response.status}: {message}"
-                )
-            if not isinstance(decoded, dict) or not isinstance(decoded.get("result"), list):
-                raise RetrievalServerError(
-                    f"the retrieval server at {self.base_url} answered {path} without a 'result' list"
-                )
-            return decoded["result"]
+            if response.status_code == 503 and attempt < self.retries:
+                continue
+            return response
         raise AssertionError("unreachable")
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        response = self._send("POST", path, body)
+        data = response.content
+        try:
+            decoded = json.loads(data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise RetrievalServerError(
+                f"the retrieval server at {self.base_url} answered {path} with status "
+                f"{response.status_code} and a body that is not JSON: {data[:200]!r}"
+            ) from None
+        if response.status_code != 200:
+            message = decoded.get("error") if isinstance(decoded, dict) else decoded
+            raise RetrievalServerError(
+                f"the retrieval server at {self.base_url} answered {path} with status "
+                f"{response.status_code}: {message}"
+            )
+        if not isinstance(decoded, dict) or not isinstance(decoded.get("result"), list):
+            raise RetrievalServerError(
+                f"the retrieval server at {self.base_url} answered {path} without a 'result' list"
+            )
+        return decoded["result"]
 
     def health(self) -> dict[str, Any]:
         """``GET /health`` of the server (raises RetrievalServerError if unreachable)."""
-        conn = self._connection()
+        response = self._send("GET", "/health")
         try:
-            conn.request("GET", self._prefix + "/health")
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            self._drop_connection()
-            raise self._unreachable(exc) from exc
-        try:
-            return json.loads(data)
+            return json.loads(response.content)
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise RetrievalServerError(f"{self.base_url}/health did not answer JSON") from None
 
