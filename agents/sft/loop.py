@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from agents.sft.config import SFTConfig, SFTConfigError
 from agents.sft.data import Example, collate, load_examples, split_heldout, step_examples
 from agents.train.build import load_training_model
-from agents.train.checkpoints import list_checkpoints, load_trainer_state, restore_rng, rng_state, save_checkpoint
+from agents.train.checkpoints import find_resume, list_checkpoints, load_trainer_state, restore_rng, rng_state, save_checkpoint
 from agents.train.metrics import MetricsLogger
 from agents.train.schedule import lr_factor
 from wideseek_env.errors import require
@@ -59,7 +59,7 @@ class SFTRun:
                                    else cfg.device)
         cd = "bfloat16" if cfg.compute_dtype == "auto" else cfg.compute_dtype
         self.autocast_dtype = None if cd == "none" else getattr(torch, cd)
-        resume = self._find_resume()
+        resume = find_resume(self.config.resume, self.out_dir / "checkpoints", "SFTConfig.resume")
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(str(self.model_dir))
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.model = load_training_model(cfg, self.model_dir, self.device, resume)  # type: ignore[arg-type]
@@ -79,17 +79,6 @@ class SFTRun:
         self.logger = MetricsLogger(self.out_dir, cfg.logger, append=resume is not None,
                                     resume_step=self.step if resume is not None else None)
         (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1) + "\n")
-
-    def _find_resume(self) -> Path | None:
-        r = self.config.resume
-        if not r:
-            return None
-        if r == "auto":
-            ckpts = list_checkpoints(self.out_dir / "checkpoints")
-            return ckpts[-1] if ckpts else None
-        if not (Path(r) / "trainer_state.pt").exists():
-            raise SFTConfigError(f"SFTConfig.resume: {r} is not a checkpoint (no trainer_state.pt)")
-        return Path(r)
 
     def _autocast(self) -> Any:
         if self.autocast_dtype is None:

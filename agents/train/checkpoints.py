@@ -34,6 +34,22 @@ def list_checkpoints(directory: Path) -> list[Path]:
                   if _CHECKPOINT_NAME.fullmatch(c.name) and (c / "trainer_state.pt").is_file())
 
 
+def find_resume(resume: str | None, directory: Path, setting: str) -> Path | None:
+    """The checkpoint a run resumes from: ``None`` (no resume), ``"auto"`` (the newest checkpoint in
+    ``directory``, or ``None`` when there is none) or a checkpoint directory. ``setting`` names the config
+    field in the error (e.g. ``"TrainConfig.resume"``). Raises :class:`WideseekError` when a given
+    directory is not a checkpoint."""
+    if not resume:
+        return None
+    if resume == "auto":
+        ckpts = list_checkpoints(directory)
+        return ckpts[-1] if ckpts else None
+    path = Path(resume)
+    if not (path / "trainer_state.pt").exists():
+        raise WideseekError(f"{setting}: {path} is not a checkpoint (no trainer_state.pt)")
+    return path
+
+
 def rng_state() -> dict[str, Any]:
     import numpy as np
     import torch

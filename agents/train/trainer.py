@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from agents.train.batching import split_by_signal, token_budget_microbatches
-from agents.train.checkpoints import (export_weights, list_checkpoints, load_trainer_state,
+from agents.train.checkpoints import (export_weights, find_resume, load_trainer_state,
                                       restore_rng, rng_state, save_checkpoint)
 from agents.train.config import TrainConfig, TrainConfigError
 from agents.train.evaluation import evaluate_policy
@@ -71,7 +71,7 @@ class Trainer:
         _seed_everything(cfg.seed)
         self.counters = {"forward_samples": 0, "backward_samples": 0}  # work done, for tests and logs
 
-        resume_dir = self._find_resume()
+        resume_dir = find_resume(self.config.resume, self.out_dir / "checkpoints", "TrainConfig.resume")
         self.device = torch.device(
             ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
         )
@@ -115,18 +115,6 @@ class Trainer:
         (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str) + "\n")
 
     # ------------------------------------------------------------------ construction
-
-    def _find_resume(self) -> Path | None:
-        r = self.config.resume
-        if not r:
-            return None
-        if r == "auto":
-            ckpts = list_checkpoints(self.out_dir / "checkpoints")
-            return ckpts[-1] if ckpts else None
-        p = Path(r)
-        if not (p / "trainer_state.pt").exists():
-            raise TrainConfigError(f"TrainConfig.resume: {p} is not a checkpoint (no trainer_state.pt)")
-        return p
 
     def _task_files(self) -> tuple[Path | None, Path | None]:
         """(train file, eval file). Unset ``tasks`` is the generated train split; training on the file that
