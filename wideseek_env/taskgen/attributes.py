@@ -17,8 +17,11 @@ extractor gives up whenever the text is ambiguous.
 - ``founded``: "founded|established|formed in|on [day] [month] <year>" — exactly one distinct year
   among all such phrases of the text.
 - ``opened``: "opened in|on [day] [month] <year>" — exactly one distinct year in the text.
-- ``population``: "population of|was [about] <n>" — exactly one such phrase, n >= 100.
-- ``capacity``: "capacity of <n>" — exactly one such phrase, n >= 100.
+- ``population``: "population of|was [about] <n>" — exactly one such phrase, n >= 100; a phrase
+  whose sentence names a metropolitan/urban area or agglomeration before it is not the entity's own
+  figure ("the Billings Metropolitan Area, which has a population of 171,677") and is skipped.
+- ``capacity``: "capacity of <n>" — exactly one such phrase, n >= 100; a past "had a capacity of"
+  (a figure before a rebuild) is skipped.
 
 Values are checked again later against the stored page text (answerability), and date values must
 parse with the scorer's own date parser.
@@ -63,6 +66,8 @@ _OPENED = re.compile(
 _POPULATION = re.compile(
     r"\bpopulation (?:of|was)\s+(?:about\s+|approximately\s+|roughly\s+|around\s+)?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)"
 )
+_METRO = re.compile(r"\b(?:metropolitan|metro area|urban area|agglomeration)\b", re.IGNORECASE)
+_PAST = re.compile(r"\bhad\s+(?:a|an)\s+(?:[\w-]+\s+)?$")
 _CAPACITY = re.compile(r"\bcapacity of\s+(?:about\s+|approximately\s+)?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)")
 
 _VENUE = re.compile(
@@ -187,8 +192,16 @@ def _unique_year(pattern: re.Pattern[str], text: str) -> str | None:
     return years.pop() if len(years) == 1 else None
 
 
-def _unique_number(pattern: re.Pattern[str], text: str) -> str | None:
-    found = pattern.findall(text)
+def _unique_number(
+    pattern: re.Pattern[str], text: str, skip: re.Pattern[str] | None = None
+) -> str | None:
+    """The one number ``pattern`` finds (>= 100), ignoring matches whose sentence, up to the match,
+    ``skip`` finds something in (such a figure describes something other than the page's entity)."""
+    found = []
+    for m in pattern.finditer(text):
+        sentence = text[text.rfind(". ", 0, m.start()) + 1 : m.start()]
+        if skip is None or not skip.search(sentence):
+            found.append(m.group(1))
     if len(found) != 1:
         return None
     if int(found[0].replace(",", "")) < 100:
@@ -202,7 +215,7 @@ def _events(text: str) -> dict[str, str]:
         year := _unique_year(_FOUNDED, text)
     ) is not None:
         out["founded"] = year
-    if "population" in text and (n := _unique_number(_POPULATION, text)) is not None:
+    if "population" in text and (n := _unique_number(_POPULATION, text, _METRO)) is not None:
         out["population"] = n
     if "opened" not in text and "capacity" not in text:
         return out
@@ -212,7 +225,7 @@ def _events(text: str) -> dict[str, str]:
         return out
     if (year := _unique_year(_OPENED, text)) is not None:
         out["opened"] = year
-    if (n := _unique_number(_CAPACITY, text)) is not None:
+    if (n := _unique_number(_CAPACITY, text, _PAST)) is not None:
         out["capacity"] = n
     return out
 
