@@ -66,7 +66,11 @@ _OPENED = re.compile(
 _POPULATION = re.compile(
     r"\bpopulation (?:of|was)\s+(?:about\s+|approximately\s+|roughly\s+|around\s+)?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)"
 )
-_METRO = re.compile(r"\b(?:metropolitan|metro area|urban area|agglomeration)\b", re.IGNORECASE)
+# "metropolitan" alone also names an entity's own type ("a metropolitan borough"): not a skip.
+_METRO = re.compile(
+    r"\b(?:metropolitan (?:area|region|statistical|population)|metro area|urban area|agglomeration)",
+    re.IGNORECASE,
+)
 _PAST = re.compile(r"\bhad\s+(?:a|an)\s+(?:[\w-]+\s+)?$")
 _CAPACITY = re.compile(r"\bcapacity of\s+(?:about\s+|approximately\s+)?(\d{1,3}(?:,\d{3})+|\d+)(?![\d.,]\d)")
 
