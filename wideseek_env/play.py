@@ -84,9 +84,9 @@ def parse_human_input(text: str) -> str:
     return text.strip()
 
 
-def load_policy(spec: str) -> Any:
-    """``MODULE:CLASS`` -> an instance (``scripted`` = the scripted baseline, ``teacher`` = the
-    privileged demonstrator over the default task set)."""
+def load_policy(spec: str, *args: Any) -> Any:
+    """``MODULE:CLASS`` -> an instance, built with ``args`` (``scripted`` = the scripted baseline,
+    ``teacher`` = the privileged demonstrator: give it the tasks whose provenance it may read)."""
     if spec == "scripted":
         spec = DEFAULT_OTHERS
     elif spec == "teacher":
@@ -99,7 +99,7 @@ def load_policy(spec: str) -> Any:
     except ImportError as exc:
         raise WideseekError(f"cannot import {module_name!r} for --others ({exc})") from None
     try:
-        return getattr(module, cls_name)()
+        return getattr(module, cls_name)(*args)
     except AttributeError:
         raise WideseekError(f"{module_name!r} has no {cls_name!r}") from None
 
@@ -155,8 +155,7 @@ def play(
 
     obs, infos = env.reset(seed=seed, options={"task_id": task_id} if task_id else None)
     if teacher:
-        module_name, _, cls_name = TEACHER.partition(":")
-        policy = getattr(importlib.import_module(module_name), cls_name)([env.task])
+        policy = load_policy("teacher", [env.task])
     episode = f"play-{env.task.id}"
     if policy is not None and hasattr(policy, "reset_episode"):
         policy.reset_episode(episode)

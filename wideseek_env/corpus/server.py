@@ -43,6 +43,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import socket
 import sys
 import threading
@@ -413,6 +414,21 @@ def make_server(
     )
 
 
+def _stop_on_signals() -> None:
+    """Make SIGINT and SIGTERM stop the server (as uvicorn does for the asgi backend), also when it was
+    started with SIGINT ignored: a process started in the background by a non-interactive shell
+    (``wideseek serve ... &`` in a script, CI) inherits SIGINT ignored, and Python then turns Ctrl-C into
+    nothing. Only from the main thread (a server run in a thread leaves signals alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def serve(
     corpus_dir: str | os.PathLike,
     host: str = "127.0.0.1",
@@ -421,8 +437,10 @@ def serve(
     threads: int | None = None,
     verbose: bool = False,
 ) -> None:
-    """Serve a corpus directory until Ctrl-C (blocking). Prints the URL it listens on."""
+    """Serve a corpus directory until Ctrl-C or SIGTERM (blocking). Prints the URL it listens on."""
     from wideseek_env.corpus.local import LocalRetriever
+
+    _stop_on_signals()
 
     with LocalRetriever(corpus_dir, threads=threads) as retriever:
         server = make_server(retriever, host, port, verbose=verbose)
