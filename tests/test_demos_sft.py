@@ -28,8 +28,9 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def train_tasks(ottqa_corpus, generated_tasks, tmp_path_factory) -> Path:
     by_kind = {k: sorted((t for t in generated_tasks["train"] if t.kind == k), key=lambda t: t.id)
-               for k in ("transcribe", "enrich")}
-    tasks = by_kind["transcribe"][:7] + by_kind["enrich"][:3]  # enrich: lower scores, so thresholds separate
+               for k in ("transcribe", "enrich", "described")}
+    # enrich and described sets: lower scores for the scripted baseline, so thresholds separate
+    tasks = by_kind["transcribe"][:4] + by_kind["enrich"][:3] + by_kind["described"][:3]
     path = tmp_path_factory.getbasetemp() / "demo-train.jsonl"
     save_tasks(tasks, path)
     return path

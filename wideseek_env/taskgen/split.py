@@ -7,15 +7,16 @@ compared with what was made and each shortfall reported.
 
 **Split** (:func:`split`): tasks are joined into components when they draw on a common source-table
 *page* (``provenance["tables"]``'s pages; entity pages may be shared) or on the same union group
-(template and section), and components go whole to train or test (``test_fraction`` of the tasks,
-greedily in a seeded order): no source page and no group appears in both splits.
+(template and section), and components go whole to train or test: no source page and no group
+appears in both splits. Test components are picked greedily in a seeded order, tier by tier (the rarest
+first), each tier towards ``test_fraction`` of its own tasks, so that every tier has test tasks.
 :func:`overlap` counts what the two splits share (0 by construction; the stats report it).
 """
 
 from __future__ import annotations
 
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 from wideseek_env.tasks.schema import Task
 
@@ -84,14 +85,21 @@ def split(tasks: list[Task], table_pages: dict[str, str], test_fraction: float, 
         components[find(node)].append(task)
     order = sorted(components)
     random.Random(f"{seed}|split").shuffle(order)
-    target = test_fraction * len(tasks)
+    # Filled tier by tier, the rarest first, each towards test_fraction of its own tasks: a tier made of
+    # a few large components (the wide unions) would otherwise land wholly in one split by chance.
+    per_tier = Counter(t.tier for t in tasks)
+    in_test: Counter = Counter()
     test_roots: set[str] = set()
-    n_test = 0
-    for root in order:
-        size = len(components[root])
-        if n_test + size <= target + 0.5 or (n_test < target and n_test + size - target < target - n_test):
-            test_roots.add(root)
-            n_test += size
+    for tier in sorted(per_tier, key=lambda k: (per_tier[k], k)):
+        target = test_fraction * per_tier[tier]
+        for root in order:
+            size = sum(1 for t in components[root] if t.tier == tier)
+            if root in test_roots or not size:
+                continue
+            n_test = in_test[tier]
+            if n_test + size <= target + 0.5 or (n_test < target and n_test + size - target < target - n_test):
+                test_roots.add(root)
+                in_test.update(t.tier for t in components[root])
     train = sorted((t for r in components if r not in test_roots for t in components[r]), key=lambda t: t.id)
     test = sorted((t for r in components if r in test_roots for t in components[r]), key=lambda t: t.id)
     info = {"components": len(components), "test_components": len(test_roots),
