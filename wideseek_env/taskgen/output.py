@@ -13,7 +13,6 @@ A lock file (:func:`lock`) serialises concurrent generations of one directory.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -22,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+from wideseek_env.files import file_sha256
 from wideseek_env.tasks.loaders import INCOMPLETE_MARKER
 from wideseek_env.tasks.schema import Task
 
@@ -41,14 +41,6 @@ def distribution(values: Sequence[int]) -> dict:
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def reusable(out_dir: Path, params: dict) -> dict | None:
     if (out_dir / INCOMPLETE_MARKER).exists():  # a killed generation's files: never trusted
         return None
@@ -57,7 +49,7 @@ def reusable(out_dir: Path, params: dict) -> dict | None:
         if stats.get("params") != params:
             return None
         for name, info in stats["files"].items():
-            if _sha256(out_dir / name) != info["sha256"]:
+            if file_sha256(out_dir / name) != info["sha256"]:
                 return None
         return stats
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
@@ -98,8 +90,8 @@ def write_outputs(out_dir: Path, train: list[Task], test: list[Task], stats: dic
         _write_jsonl(tmp / TRAIN_FILE, train)
         _write_jsonl(tmp / TEST_FILE, test)
         stats["files"] = {
-            TRAIN_FILE: {"tasks": len(train), "sha256": _sha256(tmp / TRAIN_FILE)},
-            TEST_FILE: {"tasks": len(test), "sha256": _sha256(tmp / TEST_FILE)},
+            TRAIN_FILE: {"tasks": len(train), "sha256": file_sha256(tmp / TRAIN_FILE)},
+            TEST_FILE: {"tasks": len(test), "sha256": file_sha256(tmp / TEST_FILE)},
         }
         with open(tmp / STATS_FILE, "w", encoding="utf-8") as f:
             json.dump(stats, f, indent=2, ensure_ascii=False)
