@@ -145,6 +145,53 @@ def stage_eval(args: argparse.Namespace, work: Path, version: str) -> None:
     evaluate(spec, work / f"eval-{version}", progress=True, print_table=True)
 
 
+def stage_kl(args: argparse.Namespace, work: Path) -> None:
+    """How far GRPO (and the control) moved the policy from the SFT checkpoint, measured where it acts:
+    the exact per-token KL(version || sft) and the version's entropy, averaged over the generated tokens
+    of the version's own held-out evaluation (its saved token trajectories, every turn). Writes
+    ``work/kl.json``; a version without a checkpoint or an evaluation is left out."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from agents.eval.records import read_transcripts
+
+    def load(path: str) -> Any:
+        return AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+
+    sft = load(str(sft_checkpoint(work)))
+    out: dict[str, Any] = {}
+    for version in ("grpo", "control"):
+        run = work / f"eval-{version}" / "transcripts.jsonl"
+        if not run.exists():
+            continue
+        model = load(version_model(work, version, args.model))
+        kl_sum = ent_sum = 0.0
+        tokens = turns = 0
+        with torch.no_grad():
+            for record in read_transcripts(run):
+                for agent in record["agents"].values():
+                    for turn in agent.get("turns", []):
+                        ids = turn["prompt_ids"] + turn["response_ids"]
+                        n = len(turn["response_ids"])
+                        if n == 0:
+                            continue
+                        x = torch.tensor([ids])
+                        # logits at position i predict token i+1: the response tokens' predictors
+                        sl = slice(len(turn["prompt_ids"]) - 1, len(ids) - 1)
+                        lp = torch.log_softmax(model(x).logits[0, sl].float(), -1)
+                        lq = torch.log_softmax(sft(x).logits[0, sl].float(), -1)
+                        mask = torch.tensor(turn["mask"], dtype=torch.bool)
+                        p = lp.exp()
+                        kl_sum += float(((p * (lp - lq)).sum(-1))[mask].sum())
+                        ent_sum += float((-(p * lp).sum(-1))[mask].sum())
+                        tokens += int(mask.sum())
+                        turns += 1
+        out[version] = {"kl_to_sft": kl_sum / max(tokens, 1), "entropy": ent_sum / max(tokens, 1),
+                        "tokens": tokens, "turns": turns}
+        print(f"[kl] {version}: {out[version]}", file=sys.stderr, flush=True)
+    (work / "kl.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
 # ----------------------------------------------------------------------------------------------
 # Report
 
@@ -211,13 +258,19 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
                 result[v]["item_f1_minus_sft_ci95"] = [round(x, 2) for x in _bootstrap(diffs)]
     for v in ("grpo", "control"):
         metrics = work / v / "metrics.jsonl"
-        if metrics.exists() and v in result:
-            rows = [json.loads(line) for line in metrics.read_text().splitlines()]
-            result[v]["curve"] = [
+        if metrics.exists():  # the curve shows while the version's final evaluation is still to come
+            rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            result.setdefault(v, {})["curve"] = [
                 {k: r.get(k) for k in ("step", "reward/mean", "eval/item_f1", "groups/zero_variance_share",
                                        "groups/reward_std_mean", "entropy", "loss/clip_fraction", "loss/approx_kl",
-                                       "grad_norm", "train/skipped") if k in r}
+                                       "grad_norm", "train/skipped", "logprob_gap/kl_k3", "time/step_s")
+                 if k in r}
                 for r in rows]
+    kl = work / "kl.json"
+    if kl.exists():
+        for v, d in json.loads(kl.read_text()).items():
+            if v in result:
+                result[v]["drift"] = d
     return result
 
 
@@ -232,8 +285,8 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
              "| version | item F1 (95% CI) | row F1 | success | answers parsed | tool calls/ep | tasks |",
              "|---|---|---|---|---|---|---|"]
     for v in VERSIONS:
-        r = result.get(v)
-        if r is None:
+        r = result.get(v, {})
+        if "item_f1" not in r:
             lines.append(f"| {v} | not run yet | | | | | |")
             continue
         lo, hi = r["item_f1_ci95"]
@@ -257,13 +310,45 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
         lines += ["", f"SFT: {t['steps_done']} of {result['settings']['sft_steps']} steps x "
                   f"{result['settings']['sft_batch']} sequences ({t['seconds_per_step']} s a step); train loss "
                   f"{first} at step 1 -> {last}; held-out loss by step {t['heldout_loss']}."]
+    lines += _diagnostics(result)
     lines += ["", "Valid / invalid tool calls per episode by role:", ""]
     for v in VERSIONS:
-        if v in result and result[v]["tool_calls_by_role"]:
+        if result.get(v, {}).get("tool_calls_by_role"):
             lines.append(f"- {v}: " + ", ".join(f"{role} {c['valid']:.2f} valid / {c['invalid']:.2f} invalid"
                                                for role, c in result[v]["tool_calls_by_role"].items()))
     lines += ["", "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["stage_seconds"].items()), ""]
     out.write_text("\n".join(lines) + "\n")
+
+
+def _diagnostics(result: dict[str, Any]) -> list[str]:
+    """The GRPO / control diagnostics, one row per step, and the drift from the SFT policy."""
+    def cell(r: dict[str, Any], key: str, fmt: str, scale: float = 1.0) -> str:
+        return format(scale * r[key], fmt) if r.get(key) is not None else ""
+
+    lines: list[str] = []
+    for v in ("grpo", "control"):
+        curve = result.get(v, {}).get("curve", [])
+        if not curve:
+            continue
+        lines += ["", f"{v}: per step (reward = mean episode reward of the step's rollouts; groups without "
+                  "reward variance are dropped; KL k3 old->new is the trainer's approx KL of the update; "
+                  "held-out F1 on the curve sample):", "",
+                  "| step | reward | zero-var groups | group reward std | entropy | clip frac | approx KL | "
+                  "grad norm | engine/trainer KL | held-out item F1 | s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in curve:
+            lines.append(" | ".join([
+                f"| {r['step']}", cell(r, "reward/mean", ".3f"), cell(r, "groups/zero_variance_share", ".0%"),
+                cell(r, "groups/reward_std_mean", ".3f"), cell(r, "entropy", ".3f"), cell(r, "loss/clip_fraction", ".3f"),
+                cell(r, "loss/approx_kl", ".2e"), cell(r, "grad_norm", ".3f"), cell(r, "logprob_gap/kl_k3", ".2e"),
+                cell(r, "eval/item_f1", ".1f", 100.0), cell(r, "time/step_s", ".0f")]) + " |")
+    drift = [(v, result[v]["drift"]) for v in ("grpo", "control") if "drift" in result.get(v, {})]
+    if drift:
+        lines += ["", "Drift from the SFT policy on each version's own held-out generations (exact per-token "
+                  "KL(version || sft) and the version's entropy, over every generated token of its evaluation): "
+                  + "; ".join(f"{v} KL {d['kl_to_sft']:.2e}, entropy {d['entropy']:.3f} over {d['tokens']} tokens"
+                              for v, d in drift) + "."]
+    return lines
 
 
 def plot(result: dict[str, Any], path: Path) -> None:
@@ -345,12 +430,14 @@ def main() -> None:
             stage_train(args, work, name)
         elif name.startswith("eval-"):
             stage_eval(args, work, name[len("eval-"):])
+        elif name == "kl":
+            stage_kl(args, work)
         else:
             raise SystemExit(f"unknown stage {name}")
         return
     # The warm start first: on a slow machine the SFT comparison lands before the untrained evaluation
     # (whose answers mostly run to the per-turn budget) and the GRPO stages.
-    order = ["tasks", "demos", "sft", "eval-sft", "eval-untrained", "grpo", "control", "eval-grpo", "eval-control"]
+    order = ["tasks", "demos", "sft", "eval-sft", "eval-untrained", "grpo", "control", "eval-grpo", "eval-control", "kl"]
     timings_file = work / "stage_seconds.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -360,6 +447,9 @@ def main() -> None:
             continue
         if name.startswith("eval-") and (work / name / "summary.json").exists() \
                 and json.loads((work / name / "summary.json").read_text()).get("complete"):
+            continue
+        if name == "kl" and (work / "kl.json").exists() \
+                and set(json.loads((work / "kl.json").read_text())) >= {"grpo", "control"}:
             continue
         if args.report_only:
             break
