@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 
 from wideseek_env.evaluation import score_answer
-from wideseek_env.evaluation.cells import _clean_text
 from wideseek_env.evaluation.judges import get_judge, loose_tokens
-from wideseek_env.evaluation.markdown import render_table
 from wideseek_env.paths import shared_data_dir
+from wideseek_env.table.cells import _clean_text
+from wideseek_env.table.markdown import render_table
 from wideseek_env.tasks import Task, load_tasks
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -44,7 +44,7 @@ def vowel_reward(task, answer, record) -> float:
 
 def write_tasks(path: Path) -> Path:
     from wideseek_env.tasks import save_tasks
-    from wideseek_env.tasks.schema import ColumnSpec, Task
+    from wideseek_env.table.schema import ColumnSpec, Task
 
     tasks = [Task(id=f"q{i}", query=q, language="en", required_columns=["name"], unique_columns=["name"],
                   columns={"name": ColumnSpec("name")}, gold=[{"name": "x"}]) for i, q in enumerate(QUESTIONS)]

@@ -37,8 +37,8 @@ from benchmarks._common import describe_machine  # noqa: E402
 from wideseek_env.corpus.build import build_corpus  # noqa: E402
 from wideseek_env.corpus.store import PAGES_FILE, PageStore  # noqa: E402
 from wideseek_env.evaluation import score_answer  # noqa: E402
-from wideseek_env.evaluation.preprocess import norm_str  # noqa: E402
 from wideseek_env.paths import default_corpus_dir, shared_data_dir  # noqa: E402
+from wideseek_env.table.preprocess import norm_str  # noqa: E402
 from wideseek_env.taskgen.drafts import cell_sources  # noqa: E402
 from wideseek_env.taskgen.generate import generate_tasks  # noqa: E402
 from wideseek_env.tasks import load_tasks  # noqa: E402

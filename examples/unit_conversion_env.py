@@ -40,7 +40,7 @@ from typing import Any, Sequence
 
 from wideseek_env.config import EnvConfig
 from wideseek_env.env import WideSeekEnv
-from wideseek_env.tasks.schema import ColumnSpec, Task
+from wideseek_env.table.schema import ColumnSpec, Task
 from wideseek_env.tools.base import error_text
 from wideseek_env.tools.parsing import render_tool_call
 

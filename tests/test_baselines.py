@@ -20,7 +20,7 @@ from agents.baselines import (
 )
 from wideseek_env.config import EnvConfig
 from wideseek_env.env import WideSeekEnv
-from wideseek_env.evaluation.markdown import extract_table
+from wideseek_env.table.markdown import extract_table
 from wideseek_env.tasks import load_tasks
 
 

@@ -186,7 +186,7 @@ def test_an_sft_checkpoint_starts_wideseek_train(tiny, demos_all, tmp_path):
 
     from agents.sft import run_sft
     from agents.train import TrainConfig, Trainer
-    from wideseek_env.tasks.schema import ColumnSpec, Task
+    from wideseek_env.table.schema import ColumnSpec, Task
 
     toy = tmp_path / "toy.jsonl"
     save_tasks([Task(id=f"toy{i}", query=q, language="en", required_columns=["name"], unique_columns=["name"],

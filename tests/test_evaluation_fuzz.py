@@ -4,8 +4,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wideseek_env.evaluation import score_answer
-from wideseek_env.evaluation.markdown import extract_table, extract_table_widesearch
-from wideseek_env.tasks.schema import ColumnSpec, Task
+from wideseek_env.table.markdown import extract_table, extract_table_widesearch
+from wideseek_env.table.schema import ColumnSpec, Task
 
 from fuzz_settings import examples
 

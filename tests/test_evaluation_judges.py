@@ -9,7 +9,7 @@ from wideseek_env.errors import WideseekError
 from wideseek_env.evaluation import score_answer
 from wideseek_env.evaluation.judges import DeterministicJudge, ExactJudge, Judge, get_judge, loose_tokens
 from wideseek_env.evaluation.llm_judge import LLMJudge, parse_json_object
-from wideseek_env.tasks.schema import ColumnSpec, Task
+from wideseek_env.table.schema import ColumnSpec, Task
 
 NAME = ColumnSpec("name", "norm_str", "exact_match")
 LLM_COL = ColumnSpec("director", "norm_str", "llm_judge", criterion="same person")

@@ -1,6 +1,6 @@
 """Step 1: finding and splitting the answer's markdown table (default and widesearch extractors)."""
 
-from wideseek_env.evaluation.markdown import (
+from wideseek_env.table.markdown import (
     extract_table,
     extract_table_widesearch,
     render_table,

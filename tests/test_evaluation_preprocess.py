@@ -5,9 +5,10 @@ import datetime as dt
 import pytest
 
 from wideseek_env.evaluation import official
-from wideseek_env.evaluation.cells import clean_cell
-from wideseek_env.evaluation.dates import parse_date
-from wideseek_env.evaluation.preprocess import extract_number, norm_date, norm_str
+from wideseek_env.table import official_dates
+from wideseek_env.table.cells import clean_cell
+from wideseek_env.table.dates import parse_date
+from wideseek_env.table.preprocess import extract_number, norm_date, norm_str
 
 
 def test_norm_str_modes():
@@ -97,9 +98,9 @@ def test_official_gold_frame_types_columns_as_pandas_does():
 
 
 def test_official_dates_use_dateparser():
-    assert official.norm_date("April 29, 1947") == "1947-04-29"
-    assert official.norm_date("not a date at all") == "not a date at all"
-    assert official.date_near("29 April 1947", "1947-05-29") == 1.0
-    assert official.date_near("1947-04-29", "1947-06-29") == 0.0
-    assert official.date_near("vacant", "incumbent") == 1.0  # neither is a date: the official 1
-    assert official.date_near("vacant", "1947-04-29") == 0.0
+    assert official_dates.norm_date("April 29, 1947") == "1947-04-29"
+    assert official_dates.norm_date("not a date at all") == "not a date at all"
+    assert official_dates.date_near("29 April 1947", "1947-05-29") == 1.0
+    assert official_dates.date_near("1947-04-29", "1947-06-29") == 0.0
+    assert official_dates.date_near("vacant", "incumbent") == 1.0  # neither is a date: the official 1
+    assert official_dates.date_near("vacant", "1947-04-29") == 0.0

@@ -8,8 +8,8 @@ website (url_match).
 import pytest
 
 from wideseek_env.evaluation import score_answer
-from wideseek_env.evaluation.markdown import render_table
-from wideseek_env.tasks.schema import ColumnSpec, Task
+from wideseek_env.table.markdown import render_table
+from wideseek_env.table.schema import ColumnSpec, Task
 
 HEADER = ["Name", "Country", "Population", "Founded", "Website"]
 GOLD = [

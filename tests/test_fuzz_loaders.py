@@ -341,7 +341,7 @@ markdownish = st.lists(st.sampled_from(list("|-: *_`\n\t\\<>") + ["```", "```mar
 @FAST
 @given(text=st.text(max_size=500) | markdownish | st.binary(max_size=300) | st.none())
 def test_markdown_extractor_never_raises(text):
-    from wideseek_env.evaluation.markdown import extract_table, extract_table_widesearch
+    from wideseek_env.table.markdown import extract_table, extract_table_widesearch
 
     table = extract_table(text)
     if table is not None:
@@ -352,7 +352,7 @@ def test_markdown_extractor_never_raises(text):
 @settings(max_examples=examples(5), deadline=5000)
 @given(n=st.sampled_from([2000, 20000]))
 def test_markdown_extractor_is_not_quadratic(n):
-    from wideseek_env.evaluation.markdown import extract_table
+    from wideseek_env.table.markdown import extract_table
 
     extract_table("|" * n * 10)
     extract_table("```\n" * n)

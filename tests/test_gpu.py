@@ -14,8 +14,7 @@ pytest.importorskip("transformers")
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none visible to torch)")
 
 from agents.train import TrainConfig, Trainer  # noqa: E402
-from wideseek_env.tasks import save_tasks  # noqa: E402
-from wideseek_env.tasks.schema import ColumnSpec, Task  # noqa: E402
+from wideseek_env.tasks import ColumnSpec, Task, save_tasks  # noqa: E402
 
 
 def answer_length(task, answer, record) -> float:

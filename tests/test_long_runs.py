@@ -201,7 +201,7 @@ def make_train_setup(root: Path) -> dict:
     """The tiny test model, three toy tasks and a length reward under ``root``."""
     from agents.models import tiny_test_model
     from wideseek_env.tasks import save_tasks
-    from wideseek_env.tasks.schema import ColumnSpec, Task
+    from wideseek_env.table.schema import ColumnSpec, Task
 
     model = tiny_test_model(root / "tiny-model")
     tasks = root / "toy-tasks.jsonl"

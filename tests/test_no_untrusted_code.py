@@ -350,7 +350,7 @@ def test_agent_output_with_code_and_pickles_is_only_ever_text(tmp_path, marker):
     from wideseek_env.corpus.build import build_corpus
     from wideseek_env.corpus.local import LocalRetriever
     from wideseek_env.env import WideSeekEnv
-    from wideseek_env.tasks.schema import ColumnSpec, Task
+    from wideseek_env.table.schema import ColumnSpec, Task
     from wideseek_env.tools.parsing import render_tool_call
 
     texts = payloads(marker)

@@ -13,10 +13,10 @@ import pytest
 from wideseek_env.corpus.build import build_corpus
 from wideseek_env.corpus.store import PAGES_FILE, PageStore
 from wideseek_env.evaluation import score_answer
-from wideseek_env.evaluation.preprocess import norm_str
-from wideseek_env.tasks import load_tasks
+from wideseek_env.table.preprocess import norm_str
+from wideseek_env.table.schema import normalize_column_name
 from wideseek_env.taskgen.attributes import ATTRIBUTES, extract_attributes
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.tasks import load_tasks
 from wideseek_env.taskgen.drafts import cell_sources, clean_key, names_entity
 from wideseek_env.taskgen.generate import generate_tasks, parse_tiers
 from wideseek_env.taskgen.queries import describe_page, mentions_title

@@ -19,8 +19,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("yaml")
 
 from agents.train import TrainConfig, TrainConfigError, Trainer  # noqa: E402
-from wideseek_env.tasks import save_tasks  # noqa: E402
-from wideseek_env.tasks.schema import ColumnSpec, Task  # noqa: E402
+from wideseek_env.tasks import ColumnSpec, Task, save_tasks  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "examples" / "train" / "smoke.yaml"

@@ -15,8 +15,7 @@ pytest.importorskip("transformers")
 from agents.models import tiny_test_model  # noqa: E402
 from agents.policy import ChatTokenPolicy, Generation  # noqa: E402
 from agents.train import TrainConfig, TrainConfigError, Trainer  # noqa: E402
-from wideseek_env.tasks import save_tasks  # noqa: E402
-from wideseek_env.tasks.schema import ColumnSpec, Task  # noqa: E402
+from wideseek_env.tasks import ColumnSpec, Task, save_tasks  # noqa: E402
 from wideseek_env.tools.parsing import render_tool_call  # noqa: E402
 
 

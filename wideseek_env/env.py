@@ -245,7 +245,7 @@ def answer_parsed(task: Any, answer: str) -> bool:
         return False
     if getattr(task, "kind", "table") == "qa":
         return "\\boxed{" in answer
-    from wideseek_env.evaluation.markdown import extract_table
+    from wideseek_env.table.markdown import extract_table
 
     try:
         return extract_table(answer) is not None

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from agents.baselines.query import reconcile_columns
 from agents.baselines.tables import map_columns
-from wideseek_env.evaluation.markdown import extract_table, render_table
+from wideseek_env.table.markdown import extract_table, render_table
 
 
 def render_answer(columns: Sequence[str], rows: Sequence[Sequence[str]], note: str = "") -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.schema import normalize_column_name
 
 #: Attribute columns an *enrich* query may ask for, by normalised column name -> attribute key.
 ATTRIBUTE_COLUMNS = {

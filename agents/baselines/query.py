@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from agents.baselines.attributes import attribute_key
-from wideseek_env.evaluation.markdown import split_row
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.markdown import split_row
+from wideseek_env.table.schema import normalize_column_name
 
 
 def _split_list(text: str) -> list[str]:

@@ -66,8 +66,8 @@ from agents.baselines.query import QueryPlan, enrich_key, fill_x, parse_columns,
 from agents.baselines.skills import ReadingSkills
 from agents.baselines.tables import best_table, map_columns, project, tables_in_text
 from agents.policy import AgentRequest, AgentResponse, Policy
-from wideseek_env.evaluation.markdown import extract_table
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.markdown import extract_table
+from wideseek_env.table.schema import normalize_column_name
 from wideseek_env.tools.parsing import render_tool_calls
 
 def approx_tokens(text: str) -> int:

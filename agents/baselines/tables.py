@@ -15,8 +15,8 @@ from typing import Sequence
 
 from agents.baselines.query import reconcile_columns
 from agents.baselines.text import _norm
-from wideseek_env.evaluation.markdown import split_row
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.markdown import split_row
+from wideseek_env.table.schema import normalize_column_name
 
 
 @dataclass

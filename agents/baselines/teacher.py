@@ -34,7 +34,7 @@ from agents.baselines.answers import render_answer
 from agents.baselines.env_messages import _SUBTASK_MARK, _TURN_HINT, _report_blocks, parse_access_result
 from agents.baselines.scripted import approx_tokens
 from agents.policy import AgentRequest, AgentResponse, Policy
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table.preprocess import norm_str
 from wideseek_env.tools.parsing import render_tool_calls
 
 SUBTASK_HEAD = "Read these Wikipedia pages and copy, word for word, the lines that answer the main task:"

@@ -44,8 +44,8 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from wideseek_env.errors import WideseekError
-from wideseek_env.evaluation.preprocess import norm_str, preprocess
-from wideseek_env.tasks.schema import ColumnSpec
+from wideseek_env.table.preprocess import norm_str, preprocess
+from wideseek_env.table.schema import ColumnSpec
 
 # The spec used when aligning column names (step 2) rather than cell values.
 COLUMN_NAMES = ColumnSpec(name="<column names>", preprocess="norm_str", metric="exact_match")

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from wideseek_env.evaluation.judges import DeterministicJudge, Judge, _exact_pass
-from wideseek_env.tasks.schema import ColumnSpec
+from wideseek_env.table.schema import ColumnSpec
 
 ALIGN_PROMPT = """You align two vocabularies. Each value in the list to align should be matched to the value of the reference list that names the same entity, if there is one: the two strings may differ in spelling, format, abbreviation, language or markdown decoration, but must mean the same thing. Identical strings always correspond. Do not match by position, and do not match values that merely look alike.
 

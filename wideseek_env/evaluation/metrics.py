@@ -8,9 +8,10 @@ with one preprocessed gold cell and returns 1.0 or 0.0. (``llm_judge`` is a judg
   default adds a relative slack of 1e-9 so that float rounding does not fail a value exactly at the
   boundary (``1.1`` vs ``1.0`` at 10%).
 - ``date_near``: both parse as dates and lie within ``tolerance`` days (31). default parses with
-  :func:`.dates.parse_date` and, if neither parses, scores 1 only if their ``norm_str`` forms are
-  equal. widesearch is the official function (:mod:`.official`: ``dateparser``, 31 days, 1 when
-  neither parses whatever the texts: "vacant" matches "incumbent"). If only one parses, 0.
+  :func:`wideseek_env.table.dates.parse_date` and, if neither parses, scores 1 only if their
+  ``norm_str`` forms are equal. widesearch is the official function
+  (:mod:`wideseek_env.table.official_dates`: ``dateparser``, 31 days, 1 when neither parses
+  whatever the texts: "vacant" matches "incumbent"). If only one parses, 0.
 - ``url_match``: the sets of hosts of the ``http(s)://`` URLs in each cell are equal and non-empty.
   If neither has a URL, widesearch scores 1 (both sets empty: the official quirk) and default
   compares the ``norm_str`` forms. default also reads bare domains (``harvard.edu/x``) and compares
@@ -22,8 +23,9 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from wideseek_env.evaluation.dates import parse_date
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table import official_dates
+from wideseek_env.table.dates import parse_date
+from wideseek_env.table.preprocess import norm_str
 
 # The official pattern's character set: "!", the ASCII range "$".."_" (digits, capitals, most
 # punctuation) and lower-case letters. Spaces, quotes, "|", "{}" and non-ASCII end a URL.
@@ -62,9 +64,7 @@ def number_near(
 
 def date_near(response: str, target: str, tolerance: float = 31.0, *, compat: str = "default") -> float:
     if compat == "widesearch":  # dateparser and a fixed 31 days, as the official scorer
-        from wideseek_env.evaluation.official import date_near as official_date_near
-
-        return official_date_near(response, target)
+        return official_dates.date_near(response, target)
     r, t = parse_date(response), parse_date(target)
     if r is None and t is None:
         if compat == "widesearch":

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from wideseek_env.evaluation.markdown import to_text
 from wideseek_env.evaluation.metrics import score_cell
-from wideseek_env.evaluation.preprocess import preprocess
+from wideseek_env.table.markdown import to_text
+from wideseek_env.table.preprocess import preprocess
 
 if TYPE_CHECKING:
     from wideseek_env.evaluation.judges import Judge
     from wideseek_env.evaluation.scorer import TableScore
-    from wideseek_env.tasks.schema import Task
+    from wideseek_env.table.schema import Task
 
 
 def extract_final_answer(response: str | bytes | None) -> str:

@@ -6,13 +6,13 @@ answer's content: text without a table, garbage, undecodable bytes and ``None`` 
 
 The steps (each module named does one):
 
-1. extract the table (:mod:`.markdown`);
+1. extract the table (:mod:`wideseek_env.table.markdown`);
 2. map the header to the required columns: normalised names first, the judge's ``align_keys`` for
    the rest;
-3. cast cells to strings (:mod:`.cells`) and, in widesearch mode, drop rows with a duplicate key
-   (keep the first) in both tables;
+3. cast cells to strings (:mod:`wideseek_env.table.cells`) and, in widesearch mode, drop rows
+   with a duplicate key (keep the first) in both tables;
 4. align key values of ``exact_match``/``llm_judge`` key columns with the judge's ``align_keys``;
-5. preprocess every column (:mod:`.preprocess`);
+5. preprocess every column (:mod:`wideseek_env.table.preprocess`);
 6. inner-join answer rows to gold rows on the key columns; key cells score 1, other cells by their
    metric (:mod:`.metrics`) or, for ``llm_judge``, the judge's ``judge_column`` (scores clamped to
    [0, 1]; a judge returning the wrong number of scores gives 0s);
@@ -28,7 +28,8 @@ official code step by step: its extractor; pandas itself to read the answer tabl
 column vs ``19.0`` in a float or text column fail ``exact_match``, since the official int/float
 reconciliation tests ``dtype is float`` and never fires; NA strings read "nan"; a field that starts
 with ``"`` loses its quotes) and ``dateparser`` for ``norm_date``/``date_near``
-(:mod:`.official`; the ``[widesearch]`` extra, an ImportError naming it when missing); a header
+(:mod:`.official`, :mod:`wideseek_env.table.official_dates`; the ``[widesearch]`` extra, an
+ImportError naming it when missing); a header
 mismatch after mapping (an extra, a missing or a duplicated column) -> every score 0; duplicate keys
 dropped on the raw cells before alignment and preprocessing, so two answer rows whose keys differ
 only in case or markup, or that the judge maps to one gold key, both join that gold row and recall
@@ -60,7 +61,7 @@ official code did not crash. Remaining deviations:
   a **missing required column scores 0 for its cells only** (rows can still match on the other
   columns but cannot be correct); a missing *key* column makes the table unjoinable: all scores 0;
   a repeated column: the first occurrence counts;
-- cells: cleaned alike on both sides (:func:`.cells.clean_cell`): emphasis removed, ``19.0`` read as
+- cells: cleaned alike on both sides (:func:`wideseek_env.table.cells.clean_cell`): emphasis removed, ``19.0`` read as
   ``19``, no pandas typing, empty cells stay empty;
 - preprocessing: ``norm_str`` folds Unicode (NFKC) and removes every kind of whitespace;
   ``extract_number`` gives canonical numbers (so number keys join across notations);
@@ -80,12 +81,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from wideseek_env.evaluation import official
-from wideseek_env.evaluation.cells import clean_cell
 from wideseek_env.evaluation.judges import COLUMN_NAMES, Judge, get_judge
-from wideseek_env.evaluation.markdown import extract_table, extract_table_widesearch
 from wideseek_env.evaluation.metrics import score_cell
-from wideseek_env.evaluation.preprocess import norm_str, preprocess
-from wideseek_env.tasks.schema import Task, normalize_column_name
+from wideseek_env.table.cells import clean_cell
+from wideseek_env.table.markdown import extract_table, extract_table_widesearch
+from wideseek_env.table.preprocess import norm_str, preprocess
+from wideseek_env.table.schema import Task, normalize_column_name
 
 COMPAT_MODES = ("default", "widesearch")
 _ALIGNED_METRICS = ("exact_match", "llm_judge")

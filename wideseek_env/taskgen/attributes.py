@@ -33,7 +33,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from wideseek_env.evaluation.dates import parse_date
+from wideseek_env.table.dates import parse_date
 
 _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December"

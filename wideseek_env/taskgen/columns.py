@@ -26,9 +26,9 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from wideseek_env.evaluation.dates import parse_date
-from wideseek_env.evaluation.preprocess import extract_number, norm_str
-from wideseek_env.tasks.schema import ColumnSpec, normalize_column_name
+from wideseek_env.table.dates import parse_date
+from wideseek_env.table.preprocess import extract_number, norm_str
+from wideseek_env.table.schema import ColumnSpec, normalize_column_name
 
 EMPTY_VALUES = frozenset(
     {

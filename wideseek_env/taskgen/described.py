@@ -26,7 +26,7 @@ from wideseek_env.taskgen.columns import column_spec, column_type
 from wideseek_env.taskgen.drafts import Cell, Draft, clean_key, rng_for, row_cell
 from wideseek_env.taskgen.groups import UnionGroup, group_name, runs, source_column
 from wideseek_env.taskgen.tablesets import TableSet, set_key, table_set
-from wideseek_env.tasks.schema import ColumnSpec, normalize_column_name
+from wideseek_env.table.schema import ColumnSpec, normalize_column_name
 
 MAX_RUN = 8
 MAX_ROWS = 160

@@ -26,9 +26,9 @@ from typing import Callable, Sequence
 
 from wideseek_env.corpus.store import PageStore
 from wideseek_env.corpus.types import Table
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table.preprocess import norm_str
 from wideseek_env.taskgen.attributes import extract_attributes
-from wideseek_env.tasks.schema import ColumnSpec, Task
+from wideseek_env.table.schema import ColumnSpec, Task
 
 GENERATOR = "wideseek_env.taskgen"
 VERSION = 2

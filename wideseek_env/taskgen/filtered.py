@@ -26,7 +26,7 @@ from wideseek_env.taskgen.columns import column_spec, column_type
 from wideseek_env.taskgen.drafts import Cell, Draft, Pages, clean_key, rng_for, row_cell
 from wideseek_env.taskgen.groups import UnionGroup, group_name, runs, source_column
 from wideseek_env.taskgen.tablesets import EntityScan, TableSet, entity_scan, table_set
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.schema import normalize_column_name
 
 MIN_COVERAGE = 0.6
 KEEP_LOW, KEEP_HIGH = 0.3, 0.7

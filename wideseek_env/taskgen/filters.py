@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table.preprocess import norm_str
 from wideseek_env.taskgen.columns import preprocessed
 from wideseek_env.taskgen.drafts import Draft, Pages
-from wideseek_env.tasks.schema import Task
+from wideseek_env.table.schema import Task
 
 SEARCH_TOP_K = 10
 

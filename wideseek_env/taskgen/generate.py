@@ -50,7 +50,7 @@ def code_fingerprint() -> str:
     here = Path(__file__).resolve().parent
     for path in sorted(here.glob("*.py")):
         h.update(path.read_bytes())
-    h.update((here.parent / "tasks" / "schema.py").read_bytes())
+    h.update((here.parent / "table" / "schema.py").read_bytes())
     return h.hexdigest()[:16]
 
 

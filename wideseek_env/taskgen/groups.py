@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from wideseek_env.corpus.types import Table
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.schema import normalize_column_name
 
 _DIGITS = re.compile(r"\d+")
 _NUMERIC_SLOT = re.compile(

@@ -20,14 +20,14 @@ import random
 import re
 from collections import Counter, defaultdict
 
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table.preprocess import norm_str
 from wideseek_env.taskgen import phrasing as P
 from wideseek_env.taskgen import queries as Q
 from wideseek_env.taskgen.columns import column_spec, column_type, _POOR_KEYS
 from wideseek_env.taskgen.drafts import Cell, Draft, clean_key, rng_for, row_cell
 from wideseek_env.taskgen.groups import UnionGroup, group_name, runs, slot_year, source_column
 from wideseek_env.taskgen.tablesets import TableSet, set_key, table_set
-from wideseek_env.tasks.schema import normalize_column_name
+from wideseek_env.table.schema import normalize_column_name
 
 _RANK = re.compile(r"^(?:rank|pos\.?|position|place|rk|finish|fin\.?|no\.?|#)$")
 

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Sequence
 
 from wideseek_env.files import file_sha256
 from wideseek_env.tasks.loaders import INCOMPLETE_MARKER
-from wideseek_env.tasks.schema import Task
+from wideseek_env.table.schema import Task
 
 TRAIN_FILE, TEST_FILE, STATS_FILE = "train.jsonl", "test.jsonl", "stats.json"
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 
-from wideseek_env.tasks.schema import Task
+from wideseek_env.table.schema import Task
 
 DEFAULT_MIX = {0: 0.15, 1: 0.25, 2: 0.2, 3: 0.05, 4: 0.35}
 TIER0_SHARE = 0.2

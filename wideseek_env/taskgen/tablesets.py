@@ -28,7 +28,7 @@ from wideseek_env.taskgen.columns import (
     preprocessed,
 )
 from wideseek_env.taskgen.drafts import Pages, clean_key, entity_link
-from wideseek_env.tasks.schema import ColumnSpec
+from wideseek_env.table.schema import ColumnSpec
 
 
 @dataclass

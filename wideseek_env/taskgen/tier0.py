@@ -18,14 +18,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from wideseek_env.evaluation.preprocess import norm_str
+from wideseek_env.table.preprocess import norm_str
 from wideseek_env.taskgen import queries as Q
 from wideseek_env.taskgen.attributes import ATTRIBUTES, EXCLUSIVE
 from wideseek_env.taskgen.columns import column_spec, column_type, choose_key
 from wideseek_env.taskgen.drafts import Cell, Draft, Pages, clean_key, rng_for, row_cell
 from wideseek_env.taskgen.groups import UnionGroup, group_name, source_column
 from wideseek_env.taskgen.tablesets import TableSet, entity_scan, set_key, table_set, varied
-from wideseek_env.tasks.schema import ColumnSpec, normalize_column_name
+from wideseek_env.table.schema import ColumnSpec, normalize_column_name
 
 MAX_UNION_TABLES = 4
 MAX_UNION_ROWS = 60

@@ -20,7 +20,7 @@
 fields, a gold CSV missing or lacking a required column, duplicate ids) raises
 :class:`~wideseek_env.errors.TaskFormatError` naming the file and line.
 
-Output of ``wideseek tasks generate`` (:mod:`.generate`) is checked before it is read, whether the
+Output of ``wideseek tasks generate`` (:mod:`wideseek_env.taskgen.generate`) is checked before it is read, whether the
 directory or one of its files is given:
 
 - a directory holding the generator's marker ``.incomplete`` is refused: a generation was moving its
@@ -49,7 +49,8 @@ from pathlib import Path
 from typing import Any
 
 from wideseek_env.errors import TaskFormatError, UnknownTaskError
-from wideseek_env.tasks.schema import (
+from wideseek_env.table.markdown import extract_table
+from wideseek_env.table.schema import (
     ColumnSpec,
     Task,
     default_columns,
@@ -439,8 +440,6 @@ def _from_widesearch(record: dict, path: Path) -> Task:
 
 
 def _from_wideseek_r1(record: dict, path: Path, line_no: int) -> Task:
-    from wideseek_env.evaluation.markdown import extract_table
-
     query = record.get("question", record.get("query"))
     if not isinstance(query, str):
         raise TaskFormatError("'question' (or 'query') must be a string")

@@ -10,7 +10,7 @@ Each takes the cell string and ``compat``:
   ``"NULL"``. default: also NFKC and the Unicode minus sign, and the number is canonical
   (``19.50`` -> ``19.5``, ``19.0`` -> ``19``) so key columns of numbers join whatever the notation.
 - ``norm_date``: both: the date as ``YYYY-MM-DD``, else the cell unchanged. widesearch: parsed by
-  ``dateparser`` as the official scorer does (:mod:`.official`); default: by the strict
+  ``dateparser`` as the official scorer does (:mod:`.official_dates`); default: by the strict
   :func:`.dates.parse_date` (see :mod:`.dates` for the forms it accepts).
 """
 
@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from wideseek_env.evaluation.dates import parse_date
+from wideseek_env.table import official_dates
+from wideseek_env.table.dates import parse_date
 
 _NUMBER_RE = re.compile(r"[-+]?\d*\.\d+%?|[-+]?\d+\.?\d*%?")
 _INVISIBLE_RE = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
@@ -61,9 +62,7 @@ def canonical_number(number: str) -> str:
 
 def norm_date(value: str, compat: str = "default") -> str:
     if compat == "widesearch":
-        from wideseek_env.evaluation.official import norm_date as official_norm_date
-
-        return official_norm_date(value)
+        return official_dates.norm_date(value)
     parsed = parse_date(value)
     return str(value) if parsed is None else parsed.isoformat()
 

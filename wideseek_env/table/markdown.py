@@ -22,7 +22,8 @@ Two extractors, one per compatibility mode:
 :func:`extract_table_widesearch` reproduces the official extractor: only ```` ```markdown ```` blocks,
 else the region between the first and the last ``|`` of the text; the header line is lower-cased with
 spaces removed; lines made only of ``|- :`` or without ``|`` are dropped; every ``|`` splits (escapes
-are not honoured). It returns the raw fields; :mod:`.cells` turns them into a frame as pandas would.
+are not honoured). It returns the raw fields;
+:func:`wideseek_env.evaluation.official.answer_frame` turns them into a frame as pandas would.
 
 Linear in the input size: a 10,000-row table parses in well under a second.
 """

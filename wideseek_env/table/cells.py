@@ -11,7 +11,7 @@ always consistent):
   scorer compares ``19`` and ``19.0`` as different strings when pandas typed the columns differently.
 
 ``widesearch`` mode casts cells with pandas itself, as the official scorer does: see
-:mod:`.official`.
+:mod:`wideseek_env.evaluation.official`.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from wideseek_env.errors import TaskFormatError
+from wideseek_env.table.markdown import render_table
 
 FORMAT_TAG = "wideseek-task/1"
 
@@ -214,8 +215,6 @@ class Task:
         Cell newlines are written as ``<br>`` and pipes as ``\\|``; the evaluator's extractor reads
         both back, so the gold table used as an answer scores 1.0.
         """
-        from wideseek_env.evaluation.markdown import render_table
-
         return "```markdown\n" + render_table(self.display_columns, self.gold_rows()) + "\n```"
 
     # ------------------------------------------------------------------ serialisation
