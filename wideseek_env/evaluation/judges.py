@@ -124,10 +124,13 @@ def loose_equal_or_contained(response: str, gold: str) -> bool:
 # ------------------------------------------------------------------------------------- judges
 
 
-def _exact_pass(
+def exact_pass(
     response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
 ) -> dict[str, str]:
-    """Values equal after the column's preprocess (many answer values may map to one gold value)."""
+    """Values equal after the column's preprocess (many answer values may map to one gold value).
+
+    The first alignment pass of every judge here and of
+    :class:`~wideseek_env.evaluation.llm_judge.LLMJudge`."""
     first_gold: dict[str, str] = {}
     for g in gold_keys:
         first_gold.setdefault(preprocess(g, column.preprocess).lower(), g)
@@ -147,7 +150,7 @@ class ExactJudge:
     def align_keys(
         self, response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
     ) -> dict[str, str]:
-        return _exact_pass(response_keys, gold_keys, column)
+        return exact_pass(response_keys, gold_keys, column)
 
     def judge_column(
         self, column: ColumnSpec, criterion: str | None, pairs: Sequence[tuple[str, str]]
@@ -171,7 +174,7 @@ class DeterministicJudge:
     def align_keys(
         self, response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
     ) -> dict[str, str]:
-        mapping = _exact_pass(response_keys, gold_keys, column)
+        mapping = exact_pass(response_keys, gold_keys, column)
         used = set(mapping.values())
         left_r = [r for r in dict.fromkeys(response_keys) if r not in mapping]
         left_g = [g for g in dict.fromkeys(gold_keys) if g not in used]
@@ -262,11 +265,3 @@ def get_judge(judge: str | Judge | None = None) -> Judge:
         raise WideseekError(f"{judge!r} is not a judge (it needs align_keys and judge_column)")
     return judge
 
-
-def __getattr__(name: str):
-    # LLMJudge lives in its own module (prompts and reply parsing); re-exported here lazily.
-    if name == "LLMJudge":
-        from wideseek_env.evaluation.llm_judge import LLMJudge
-
-        return LLMJudge
-    raise AttributeError(name)
