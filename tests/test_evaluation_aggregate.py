@@ -3,7 +3,7 @@
 import pytest
 
 from wideseek_env.evaluation.aggregate import aggregate, task_metrics
-from wideseek_env.evaluation.scorer import TableScore
+from wideseek_env.evaluation.table_score import TableScore
 
 
 def sample(item_f1, row_f1, success=0.0):

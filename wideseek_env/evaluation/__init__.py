@@ -9,7 +9,8 @@ from wideseek_env.evaluation import judges
 from wideseek_env.evaluation.aggregate import aggregate, task_metrics
 from wideseek_env.evaluation.judges import DeterministicJudge, ExactJudge, Judge, get_judge
 from wideseek_env.evaluation.llm_judge import LLMJudge
-from wideseek_env.evaluation.scorer import COMPAT_MODES, TableScore, score_answer
+from wideseek_env.evaluation.scorer import COMPAT_MODES, score_answer
+from wideseek_env.evaluation.table_score import TableScore
 from wideseek_env.table.markdown import ParsedTable, extract_table, render_table
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from wideseek_env.evaluation.scorer import TableScore
+from wideseek_env.evaluation.table_score import TableScore
 
 TASK_FIELDS = (
     "item_f1_avg",

@@ -8,16 +8,12 @@ best score counts. All precision/recall/F1 fields of the returned score equal th
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from wideseek_env.evaluation.judges import Judge
 from wideseek_env.evaluation.metrics import score_cell
+from wideseek_env.evaluation.table_score import TableScore
 from wideseek_env.table.markdown import to_text
 from wideseek_env.table.preprocess import preprocess
-
-if TYPE_CHECKING:
-    from wideseek_env.evaluation.judges import Judge
-    from wideseek_env.evaluation.scorer import TableScore
-    from wideseek_env.table.schema import Task
+from wideseek_env.table.schema import Task
 
 
 def extract_final_answer(response: str | bytes | None) -> str:
@@ -37,8 +33,6 @@ def extract_final_answer(response: str | bytes | None) -> str:
 
 
 def score_qa(task: Task, response: str | bytes | None, judge: Judge, compat: str) -> TableScore:
-    from wideseek_env.evaluation.scorer import TableScore
-
     column = task.required_columns[0]
     spec = task.columns[column]
     answer = extract_final_answer(response)

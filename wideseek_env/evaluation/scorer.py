@@ -78,11 +78,13 @@ official code did not crash. Remaining deviations:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 
 from wideseek_env.evaluation import official
 from wideseek_env.evaluation.judges import COLUMN_NAMES, Judge, get_judge
 from wideseek_env.evaluation.metrics import score_cell
+from wideseek_env.evaluation.qa import score_qa
+from wideseek_env.evaluation.table_score import TableScore, f1
 from wideseek_env.table.cells import clean_cell
 from wideseek_env.table.markdown import extract_table, extract_table_widesearch
 from wideseek_env.table.preprocess import norm_str, preprocess
@@ -90,45 +92,6 @@ from wideseek_env.table.schema import Task, normalize_column_name
 
 COMPAT_MODES = ("default", "widesearch")
 _ALIGNED_METRICS = ("exact_match", "llm_judge")
-
-
-@dataclass
-class TableScore:
-    """The scores of one answer, plus diagnostics.
-
-    ``n_answer_rows``/``n_gold_rows`` are counted after duplicate keys are dropped (the
-    denominators); ``n_matched_rows`` is the number of joined (answer, gold) row pairs and
-    ``n_correct_rows`` the sum of their row scores. ``column_recall`` maps each required column to
-    the sum of its cell scores over gold rows. ``error`` says why a score is 0 when the answer could
-    not be read (no table, missing key column, header mismatch in widesearch mode...).
-    """
-
-    item_precision: float = 0.0
-    item_recall: float = 0.0
-    item_f1: float = 0.0
-    row_precision: float = 0.0
-    row_recall: float = 0.0
-    row_f1: float = 0.0
-    success: float = 0.0
-    n_answer_rows: int = 0
-    n_gold_rows: int = 0
-    n_matched_rows: int = 0
-    n_correct_rows: float = 0.0
-    n_ragged_rows: int = 0
-    columns_ok: bool = False
-    missing_columns: list[str] = field(default_factory=list)
-    extra_columns: list[str] = field(default_factory=list)
-    column_recall: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-    compat: str = "default"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def f1(precision: float, recall: float) -> float:
-    """Harmonic mean, 0 when ``precision + recall <= 1e-9`` (the official epsilon)."""
-    return 2 * precision * recall / (precision + recall) if precision + recall > 1e-9 else 0.0
 
 
 def score_answer(
@@ -143,8 +106,6 @@ def score_answer(
         raise ValueError(f"compat must be one of {COMPAT_MODES}, got {compat!r}")
     judge = get_judge(judge)
     if task.kind == "qa":
-        from wideseek_env.evaluation.qa import score_qa
-
         return score_qa(task, response, judge, compat)
     reader = _read_widesearch if compat == "widesearch" else _read_default
     read = reader(task, response, judge)
