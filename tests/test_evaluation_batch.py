@@ -106,7 +106,9 @@ def test_unknown_instance_ids_are_an_error_listing_them(few_tasks, tmp_path, cap
     assert main(args) == 2
     assert "2 response instance id(s) not in" in capsys.readouterr().err
     with pytest.warns(UserWarning, match="ws_en_999, zz"):
-        summary = score_files(tasks_path, responses, tmp_path / "s.jsonl", on_unknown="skip")
+        summary = score_files(
+            load_tasks(tasks_path), responses, tmp_path / "s.jsonl", on_unknown="skip"
+        )
     assert summary["n_unknown_responses_skipped"] == 2 and summary["item_f1_avg"] == 0.0
 
 
@@ -115,4 +117,11 @@ def test_malformed_responses_file_names_the_line(few_tasks, tmp_path):
     bad = tmp_path / "r.jsonl"
     bad.write_text('{"instance_id": "ws_en_001", "response": "x"}\n{oops\n')
     with pytest.raises(WideseekError, match=r"r.jsonl:2: invalid JSON"):
-        score_files(tasks_path, bad, tmp_path / "s.jsonl")
+        score_files(load_tasks(tasks_path), bad, tmp_path / "s.jsonl")
+
+
+def test_a_task_path_instead_of_the_tasks_is_an_error_saying_to_load_it(few_tasks, tmp_path):
+    tasks_path, _ = few_tasks
+    responses = write_responses(tmp_path / "r.jsonl", [("ws_en_001", "x")])
+    with pytest.raises(TypeError, match=r"score_files\(load_tasks\("):
+        score_files(str(tasks_path), responses, tmp_path / "s.jsonl")

@@ -84,9 +84,11 @@ def _tasks_generate(args: argparse.Namespace) -> int:
 
 def _score(args: argparse.Namespace) -> int:
     from wideseek_env.evaluation.batch import score_files
+    from wideseek_env.tasks import load_tasks
 
     summary = score_files(
-        Path(args.tasks), Path(args.responses), Path(args.out), compat=args.compat, judge=args.judge
+        load_tasks(Path(args.tasks)), Path(args.responses), Path(args.out),
+        compat=args.compat, judge=args.judge, tasks_name=str(args.tasks),
     )
     print(json.dumps(summary, indent=2))
     return 0

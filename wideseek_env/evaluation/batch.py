@@ -1,22 +1,24 @@
-"""Score a file of responses against a task file (the ``wideseek score`` command).
+"""Score a file of responses against a set of tasks (the ``wideseek score`` command).
 
-Input: a task file in any format :func:`~wideseek_env.tasks.load_tasks` reads, and a responses JSONL
+Input: the tasks (any iterable of :class:`~wideseek_env.table.schema.Task`, e.g. what
+:func:`wideseek_env.tasks.load_tasks` returns for a task file in any format it reads: the caller
+loads them, since evaluation sits beside ``tasks`` and does not import it), and a responses JSONL
 with one ``{"instance_id": ..., "response": ...}`` object per line (other fields are ignored). Several
 lines with one id are several samples of that task (Avg@N / Max@N / Pass@N, see :mod:`.aggregate`).
 A ``null`` response is an empty answer (score 0).
 
 Rules a benchmarker can rely on:
 
-- a response whose ``instance_id`` is not in the task file is an error (:class:`WideseekError`
+- a response whose ``instance_id`` is not among the tasks is an error (:class:`WideseekError`
   listing the unknown ids), because it usually means the wrong task file; pass
   ``on_unknown="skip"`` to drop them with a warning instead;
 - a task with no response at all scores 0 in every metric and counts in the means
   (``n_tasks_without_response`` in the summary says how many);
 - malformed response lines raise :class:`WideseekError` naming file and line.
 
-Output: ``out_path`` gets one JSON line per task, in task-file order: ``instance_id``, ``kind``,
-``language``, ``n_samples``, ``samples`` (each sample's :class:`TableScore` as a dict) and the task's
-@N metrics. The summary (the returned dict) is also written beside it as
+Output: ``out_path`` gets one JSON line per task, in the order the tasks are given: ``instance_id``,
+``kind``, ``language``, ``n_samples``, ``samples`` (each sample's :class:`TableScore` as a dict) and
+the task's @N metrics. The summary (the returned dict) is also written beside it as
 ``<out_path without suffix>.summary.json`` (``scores.jsonl`` -> ``scores.summary.json``).
 """
 
@@ -24,13 +26,15 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 from wideseek_env.errors import WideseekError
 from wideseek_env.evaluation.aggregate import aggregate, task_metrics
 from wideseek_env.evaluation.judges import Judge, get_judge
-from wideseek_env.evaluation.scorer import TableScore, score_answer
-from wideseek_env.tasks.loaders import load_tasks
+from wideseek_env.evaluation.scorer import score_answer
+from wideseek_env.evaluation.table_score import TableScore
+from wideseek_env.table.schema import Task
 
 
 def summary_path_for(out_path: str | Path) -> Path:
@@ -68,19 +72,28 @@ def read_responses(path: str | Path) -> list[tuple[str, str]]:
 
 
 def score_files(
-    tasks_path: str | Path,
+    tasks: Iterable[Task],
     responses_path: str | Path,
     out_path: str | Path,
     *,
     compat: str = "default",
     judge: str | Judge = "deterministic",
     on_unknown: str = "error",
+    tasks_name: str = "the tasks",
 ) -> dict:
-    """Score every response, write per-task lines and the summary; return the summary."""
+    """Score every response, write per-task lines and the summary; return the summary.
+
+    ``tasks_name`` (e.g. the task file's path) names the tasks in the unknown-id message. A path
+    given as ``tasks`` is a TypeError that says to load it first."""
+    if isinstance(tasks, (str, Path)):
+        raise TypeError(
+            f"score_files takes the tasks, not their path: score_files(load_tasks({str(tasks)!r}), ...)"
+            " with load_tasks from wideseek_env.tasks"
+        )
     if on_unknown not in ("error", "skip"):
         raise ValueError("on_unknown must be 'error' or 'skip'")
     judge_obj = get_judge(judge)
-    tasks = load_tasks(tasks_path)
+    tasks = list(tasks)
     by_id = {task.id: task for task in tasks}
     responses = read_responses(responses_path)
 
@@ -89,7 +102,7 @@ def score_files(
         listed = ", ".join(unknown[:20]) + (
             f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
         )
-        message = f"{len(unknown)} response instance id(s) not in {tasks_path}: {listed}"
+        message = f"{len(unknown)} response instance id(s) not in {tasks_name}: {listed}"
         if on_unknown == "error":
             raise WideseekError(message + " (wrong task file? on_unknown='skip' drops them)")
         warnings.warn(message + "; skipped", stacklevel=2)
