@@ -14,7 +14,8 @@
 Dependency direction: modules here import the standard library, each other and
 :mod:`wideseek_env.errors`, nothing else of ``wideseek_env``. ``tasks`` and ``evaluation`` both sit
 on this layer and do not import each other (whoever needs both, e.g. ``wideseek score``, the env or
-``taskgen``, sits above them).
+``taskgen``, sits above them); ``tests/test_layering.py`` checks this and that no module imports
+form a circle.
 
 Departure from DESIGN.md's list for this layer (task schema, markdown, preprocess, dates, cells):
 :mod:`.official_dates` is here too, split out of ``evaluation.official``, because the
