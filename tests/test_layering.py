@@ -31,7 +31,8 @@ TABLE_MAY_IMPORT = {"table", "errors"}
 
 
 def module_names(root: Path, package: str) -> dict[str, Path]:
-    """Dotted module name -> file, for every ``.py`` under ``root/package`` (``__init__`` is the package)."""
+    """Dotted module name -> file, for every ``.py`` under ``root/package`` (an ``__init__.py`` is
+    its package)."""
     names = {}
     for path in sorted((root / package).rglob("*.py")):
         parts = list(path.relative_to(root).with_suffix("").parts)
@@ -146,7 +147,8 @@ def test_the_checker_sees_deferred_relative_and_type_checking_imports_and_their_
     write(tmp_path, "pkg/low/a.py", "import os\nA = 1\ndef f():\n    from pkg.high import b\n")
     write(tmp_path, "pkg/high/__init__.py", "")
     write(tmp_path, "pkg/high/b.py", "from ..low import a\nfrom . import c\n")
-    write(tmp_path, "pkg/high/c.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.high.b\n")
+    write(tmp_path, "pkg/high/c.py",
+          "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import pkg.high.b\n")
     graph = import_graph(tmp_path, "pkg")
     assert graph["pkg.low"] == {"pkg.low.a": 1}
     assert graph["pkg.low.a"] == {"pkg.high.b": 4}  # inside a function; ``os`` is not ours

@@ -61,8 +61,8 @@ official code did not crash. Remaining deviations:
   a **missing required column scores 0 for its cells only** (rows can still match on the other
   columns but cannot be correct); a missing *key* column makes the table unjoinable: all scores 0;
   a repeated column: the first occurrence counts;
-- cells: cleaned alike on both sides (:func:`wideseek_env.table.cells.clean_cell`): emphasis removed, ``19.0`` read as
-  ``19``, no pandas typing, empty cells stay empty;
+- cells: cleaned alike on both sides (:func:`wideseek_env.table.cells.clean_cell`): emphasis
+  removed, ``19.0`` read as ``19``, no pandas typing, empty cells stay empty;
 - preprocessing: ``norm_str`` folds Unicode (NFKC) and removes every kind of whitespace;
   ``extract_number`` gives canonical numbers (so number keys join across notations);
   ``llm_judge`` cells go to the judge as cleaned text, not preprocessed (``norm_str`` deletes the

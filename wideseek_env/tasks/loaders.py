@@ -20,8 +20,8 @@
 fields, a gold CSV missing or lacking a required column, duplicate ids) raises
 :class:`~wideseek_env.errors.TaskFormatError` naming the file and line.
 
-Output of ``wideseek tasks generate`` (:mod:`wideseek_env.taskgen.generate`) is checked before it is read, whether the
-directory or one of its files is given:
+Output of ``wideseek tasks generate`` (:mod:`wideseek_env.taskgen.generate`) is checked before it
+is read, whether the directory or one of its files is given:
 
 - a directory holding the generator's marker ``.incomplete`` is refused: a generation was moving its
   files into place and did not finish, so ``train.jsonl`` and ``test.jsonl`` may come from two
