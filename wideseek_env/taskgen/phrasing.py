@@ -94,13 +94,22 @@ def section_phrase(rng: random.Random, section: str) -> str:
 
 
 def sections_phrase(rng: random.Random, sections: Sequence[str]) -> str:
-    """Where a page set's rows stand: its sections, each named ("in the sections "A" and "B"")."""
-    labels = list(dict.fromkeys(Q.quote(Q.section_label(s)) for s in sections if Q.section_label(s)))
+    """Where a page set's rows stand: its sections, each named ("in the sections "A" and "B"";
+    sections under one parent: "in the "Results" sections "Men" and "Women"")."""
+    labels = list(dict.fromkeys(Q.section_label(s) for s in sections if Q.section_label(s)))
     if len(labels) == 1:
         return section_phrase(rng, sections[0])
     if not labels:
         return ""
-    named = Q.join_words(labels)
+    paths = [[p.strip() for p in s.split(" -- ")] for s in sections]
+    parent = ""
+    if all(len(p) > 1 and p[:-1] == paths[0][:-1] for p in paths) and len({p[-1] for p in paths}) == len(paths):
+        parent = Q.quote(Q.section_label(" -- ".join(paths[0][:-1])))
+        labels = [Q.section_label(p[-1]) for p in paths]
+    named = Q.join_words([Q.quote(label) for label in labels])
+    if parent:
+        return rng.choice([f"in the {parent} sections {named}", f"listed under {parent}: {named}",
+                           f"in the parts {named} of {parent}"])
     return rng.choice([f"in the sections {named}", f"listed under {named}", f"across its sections {named}",
                        f"in all of {named}"])
 
