@@ -402,8 +402,8 @@ def test_entity_cells_must_name_their_link():
 
 @pytest.mark.slow
 def test_full_shared_corpus(ottqa_corpus):
-    """>= 8,000 tasks over tiers 0-4 (T1, T2, T4 >= 1,000, T3 >= 200), T0 <= 20%, overlap 0,
-    answerable and scoring 1 on a sample (cached on rerun)."""
+    """>= 8,000 tasks over tiers 0-4 (T1, T2, T4 >= 1,000, T3 >= 200), T0 <= 20%, median rows >= 25
+    and cells >= 120 over T1-T4, overlap 0, answerable and scoring 1 on a sample (cached on rerun)."""
     from wideseek_env.paths import default_tasks_dir
 
     out = default_tasks_dir()
@@ -413,6 +413,7 @@ def test_full_shared_corpus(ottqa_corpus):
     assert total >= 8000
     assert by_tier["1"] >= 1000 and by_tier["2"] >= 1000 and by_tier["4"] >= 1000 and by_tier["3"] >= 200
     assert by_tier["0"] <= 0.2 * total + 1
+    assert stats["tiers_1_4"]["median_rows"] >= 25 and stats["tiers_1_4"]["median_cells"] >= 120
     assert stats["split"]["overlap"]["pages"] == 0 and stats["split"]["overlap"]["groups"] == 0
     tasks = _all_tasks(out)
     assert len(tasks) == total and len({t.id for t in tasks}) == total
