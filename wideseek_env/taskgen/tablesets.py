@@ -130,7 +130,7 @@ def run_sets(group: UnionGroup, lo: int, hi: int, max_rows: int | None = None) -
 
 def page_sets(tables: Sequence[Table]) -> list[list[Table]]:
     """Per page, its tables that share a (normalised) header, where there are two or more, in the
-    page's order; sets in the order of their first table."""
+    order of ``tables`` (the store's: by uid); sets in the order of their first table."""
     by_key: dict[tuple, list[Table]] = defaultdict(list)
     for table in tables:
         by_key[(table.url, tuple(normalize_column_name(h) for h in table.header))].append(table)
