@@ -111,6 +111,8 @@ class HFPolicy(ChatTokenPolicy):
         return out  # type: ignore[return-value]
 
     def _generate_group(self, reqs: list[GenerationRequest]) -> list[Generation]:
+        from agents.logprobs import selective_logprobs  # torch-backed: imported with the model, not the module
+
         torch = self._torch
         s = reqs[0].sampling
         max_new = max(r.sampling.max_tokens for r in reqs)
@@ -164,9 +166,9 @@ class HFPolicy(ChatTokenPolicy):
                     finish = "stop"
                     break
             lps: list[float] = []
-            for t, tok in enumerate(ids):
-                logits = steps[t][row].float()
-                lps.append(float(torch.log_softmax(logits, dim=-1)[tok]))
+            if ids:  # one log-softmax over the row's steps, not one per token
+                logits = torch.stack([steps[t][row] for t in range(len(ids))])
+                lps = selective_logprobs(logits, torch.tensor(ids, device=logits.device)).tolist()
             gens.append(Generation(ids, lps, finish))
         return gens
 

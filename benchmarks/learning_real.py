@@ -334,13 +334,13 @@ def _diagnostics(result: dict[str, Any]) -> list[str]:
                   "reward variance are dropped; KL k3 old->new is the trainer's approx KL of the update; "
                   "held-out F1 on the curve sample):", "",
                   "| step | reward | zero-var groups | group reward std | entropy | clip frac | approx KL | "
-                  "grad norm | engine/trainer KL | held-out item F1 | s |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "grad norm | held-out item F1 | s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for r in curve:
             lines.append(" | ".join([
                 f"| {r['step']}", cell(r, "reward/mean", ".3f"), cell(r, "groups/zero_variance_share", ".0%"),
                 cell(r, "groups/reward_std_mean", ".3f"), cell(r, "entropy", ".3f"), cell(r, "loss/clip_fraction", ".3f"),
-                cell(r, "loss/approx_kl", ".2e"), cell(r, "grad_norm", ".3f"), cell(r, "logprob_gap/kl_k3", ".2e"),
+                cell(r, "loss/approx_kl", ".2e"), cell(r, "grad_norm", ".3f"),
                 cell(r, "eval/item_f1", ".1f", 100.0), cell(r, "time/step_s", ".0f")]) + " |")
     drift = [(v, result[v]["drift"]) for v in ("grpo", "control") if "drift" in result.get(v, {})]
     if drift:

@@ -231,3 +231,32 @@ def test_policy_survives_unexpected_messages():
     for _ in range(5):
         out = policy.act([AgentRequest("e", "agent", [{"role": "tool", "content": "??"}], tools, "agent")])
         assert isinstance(out[0].text, str)
+
+
+def test_generator_agent_reads_limits_from_the_tools_and_turn_hints_and_stops_after_its_answer():
+    from agents.baselines.generator_agent import GeneratorAgent
+
+    class TwoTurns(GeneratorAgent):
+        def run(self):
+            results = yield from self.call([("search", {"queries": [{"query": "x"}]})])
+            return f"answer after {len(results)} result(s)"
+
+    tools = [{"type": "function", "function": {"name": "call_subagent", "description": "Start at most 7 subagents."}}]
+    first = [{"role": "user", "content": "Q? Your next answer will be on turn 1; you MUST finish by turn 4."}]
+    agent = TwoTurns("lead", 10, first, tools)
+    assert (agent.per_call_limit, agent.max_turns, agent.user) == (7, 4, "Q?")
+    assert "<tool_call>" in agent.step([])
+    assert agent.step([{"role": "tool", "content": "hits"}]) == "answer after 1 result(s)"
+    assert agent.done and agent.step([]) == ""
+
+
+def test_generator_agent_reraises_an_error_of_its_plan_by_default():
+    from agents.baselines.generator_agent import GeneratorAgent
+
+    class Broken(GeneratorAgent):
+        def run(self):
+            raise KeyError("boom")
+            yield ""
+
+    with pytest.raises(KeyError):
+        Broken("agent", 5, [{"role": "user", "content": "Q"}], []).step([])

@@ -39,12 +39,20 @@ PLAYERS = [  # (name, birth date or None, club)
     ("Sven Gran", "27 September 1991", "Port Examplia"), ("Tor Holm", "January 11 , 1987", "Examplia Athletic"),
     ("Ulf Isaksen", None, "North Examplia"),
 ]  # fmt: skip
+CALL_UPS = [  # the same page's second table with the same header, under another section
+    ("Vidar Jansen", "7 July 1994", "Port Examplia"), ("Yngve Krog", "October 9 , 1983", "North Examplia"),
+    ("Zakarias Lund", "5 May 1995", "Examplia Athletic"), ("Aksel Moe", "March 3 , 1986", "Examplia Rovers"),
+    ("Bjarne Nyland", "22 November 1993", "Port Examplia"),
+]  # fmt: skip
 CLUBS = [("Examplia Rovers F.C.", "Examplia City", 1903), ("Port Examplia F.C.", "Port Examplia", 1911),
          ("North Examplia F.C.", "Northtown", 1923), ("Examplia Athletic F.C.", "Eastville", 1931),
          ("Southside United F.C.", "Southside", 1947)]  # fmt: skip
-LIGHTHOUSES = [("Cape Grim Light", "Cape Grim", "1857"), ("Storm Point Light", "Storm Point", "1868"),
-               ("Gull Rock Light", "Gull Island", "1872"), ("North Head Light", "North Head", "1881"),
-               ("Seal Bay Light", "Seal Bay", "1893"), ("Harbour Light", "Old Harbour", "1902")]  # fmt: skip
+LIGHTHOUSES = {  # one page, two sections, one header: a page set
+    "North coast": [("Cape Grim Light", "Cape Grim", "1857"), ("Storm Point Light", "Storm Point", "1868"),
+                    ("Gull Rock Light", "Gull Island", "1872")],
+    "South coast": [("North Head Light", "North Head", "1881"), ("Seal Bay Light", "Seal Bay", "1893"),
+                    ("Harbour Light", "Old Harbour", "1902")],
+}  # fmt: skip
 
 
 def _link(name: str) -> str:
@@ -70,14 +78,16 @@ def _write_corpus_source(src: Path) -> None:
     people = {name: born for runners in RUNNERS.values() for name, born in runners}
     for name, born in people.items():
         passages.append({"url": _link(name), "text": f"{name} ( born {born} ) is a Kenyan long-distance runner ."})
-    tables.append({
-        "url": "https://en.wikipedia.org/wiki/Examplia_national_football_team",
-        "title": "Examplia national football team", "section_title": "Players -- Current squad",
-        "section_text": "", "uid": "examplia_squad", "intro": "The Examplia national football team represents Examplia .",
-        "header": [_cell(h) for h in ("No.", "Player", "Club")],
-        "data": [[_cell(str(i + 1)), _cell(name, _link(name)), _cell(club)] for i, (name, _, club) in enumerate(PLAYERS)],
-    })  # fmt: skip
-    for name, born, _ in PLAYERS:
+    for uid, section, players in (("examplia_squad", "Current squad", PLAYERS),
+                                  ("examplia_call_ups", "Recent call-ups", CALL_UPS)):
+        tables.append({
+            "url": "https://en.wikipedia.org/wiki/Examplia_national_football_team",
+            "title": "Examplia national football team", "section_title": f"Players -- {section}",
+            "section_text": "", "uid": uid, "intro": "The Examplia national football team represents Examplia .",
+            "header": [_cell(h) for h in ("No.", "Player", "Club")],
+            "data": [[_cell(str(i + 1)), _cell(name, _link(name)), _cell(club)] for i, (name, _, club) in enumerate(players)],
+        })  # fmt: skip
+    for name, born, _ in PLAYERS + CALL_UPS:
         life = f"( born {born} ) " if born else ""
         passages.append({"url": _link(name), "text": f"{name} {life}is an Examplian footballer who plays as a defender ."})
     tables.append({
@@ -89,13 +99,15 @@ def _write_corpus_source(src: Path) -> None:
     })  # fmt: skip
     for name, city, year in CLUBS:
         passages.append({"url": _link(name), "text": f"{name} is a football club based in {city} . The club was founded in {year} ."})
-    tables.append({
-        "url": "https://en.wikipedia.org/wiki/List_of_lighthouses_in_Examplia",
-        "title": "List of lighthouses in Examplia", "section_title": "Lighthouses", "section_text": "",
-        "uid": "lighthouses", "intro": "This is a list of lighthouses in Examplia .",
-        "header": [_cell(h) for h in ("Name", "Location", "Year built")],
-        "data": [[_cell(n), _cell(loc), _cell(year)] for n, loc, year in LIGHTHOUSES],
-    })  # fmt: skip
+    for coast, lighthouses in LIGHTHOUSES.items():
+        tables.append({
+            "url": "https://en.wikipedia.org/wiki/List_of_lighthouses_in_Examplia",
+            "title": "List of lighthouses in Examplia", "section_title": f"Lighthouses -- {coast}",
+            "section_text": "", "uid": f"lighthouses_{coast.split()[0].lower()}",
+            "intro": "This is a list of lighthouses in Examplia .",
+            "header": [_cell(h) for h in ("Name", "Location", "Year built")],
+            "data": [[_cell(n), _cell(loc), _cell(year)] for n, loc, year in lighthouses],
+        })  # fmt: skip
     src.mkdir(parents=True)
     with open(src / "train_tables.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(t) + "\n" for t in tables)
@@ -163,6 +175,30 @@ def test_described_sets_name_no_page_and_no_template(small_tasks, small_corpus):
     run = next(t for t in described if len(t.provenance["tables"]) == 3)  # the three marathons
     assert "2001" in run.query and "2003" in run.query and "Marathon" in run.query
     assert {row[run.unique_columns[0]] for row in run.gold} == {"2001", "2002", "2003"}
+
+
+def test_tiers_1_and_2_draw_on_several_tables(small_tasks):
+    for task in _all_tasks(small_tasks[0]):
+        if task.tier in (1, 2):
+            assert len(task.provenance["tables"]) >= 2, task.id
+
+
+def test_a_page_set_is_described_by_its_subject_and_sections(small_tasks):
+    described = [t for t in _all_tasks(small_tasks[0]) if t.tier == 1 and "sections" in t.provenance]
+    lights = next(t for t in described if sorted(t.provenance["tables"]) == ["lighthouses_north", "lighthouses_south"])
+    assert "lighthouses in Examplia" in lights.query and "List of lighthouses" not in lights.query
+    assert "North coast" in lights.query and "South coast" in lights.query
+    section_col = lights.required_columns[0]
+    assert section_col in lights.unique_columns
+    assert sorted(row[section_col] for row in lights.gold) == ["North coast"] * 3 + ["South coast"] * 3
+
+
+def test_a_page_set_is_filtered_over_both_tables(small_tasks):
+    filtered = [t for t in _all_tasks(small_tasks[0]) if t.kind == "filtered"
+                and sorted(t.provenance["tables"]) == ["examplia_call_ups", "examplia_squad"]]
+    assert filtered
+    players = {row[filtered[0].unique_columns[1]] for row in filtered[0].gold}
+    assert players & {p[0] for p in PLAYERS} and players & {p[0] for p in CALL_UPS}
 
 
 def test_no_query_states_a_row_count(small_tasks):
@@ -366,8 +402,8 @@ def test_entity_cells_must_name_their_link():
 
 @pytest.mark.slow
 def test_full_shared_corpus(ottqa_corpus):
-    """>= 8,000 tasks over tiers 0-4 (T1, T2, T4 >= 1,000, T3 >= 200), T0 <= 20%, overlap 0,
-    answerable and scoring 1 on a sample (cached on rerun)."""
+    """>= 8,000 tasks over tiers 0-4 (T1, T2, T4 >= 1,000, T3 >= 200), T0 <= 20%, median rows >= 25
+    and cells >= 120 over T1-T4, overlap 0, answerable and scoring 1 on a sample (cached on rerun)."""
     from wideseek_env.paths import default_tasks_dir
 
     out = default_tasks_dir()
@@ -377,6 +413,7 @@ def test_full_shared_corpus(ottqa_corpus):
     assert total >= 8000
     assert by_tier["1"] >= 1000 and by_tier["2"] >= 1000 and by_tier["4"] >= 1000 and by_tier["3"] >= 200
     assert by_tier["0"] <= 0.2 * total + 1
+    assert stats["tiers_1_4"]["median_rows"] >= 25 and stats["tiers_1_4"]["median_cells"] >= 120
     assert stats["split"]["overlap"]["pages"] == 0 and stats["split"]["overlap"]["groups"] == 0
     tasks = _all_tasks(out)
     assert len(tasks) == total and len({t.id for t in tasks}) == total

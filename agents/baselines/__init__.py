@@ -47,7 +47,8 @@ from agents.baselines.query import (  # noqa: F401
     parse_query,
     reconcile_columns,
 )
-from agents.baselines.scripted import Calls, ScriptedBaseline, approx_tokens  # noqa: F401
+from agents.baselines.generator_agent import Calls, approx_tokens  # noqa: F401
+from agents.baselines.scripted import ScriptedBaseline  # noqa: F401
 from agents.baselines.tables import (  # noqa: F401
     PageTable,
     best_table,

@@ -1,9 +1,10 @@
 """ScriptedBaseline: the honest rule-based baseline, and the per-agent state machine behind it.
 
 Contract: :class:`ScriptedBaseline` is a :class:`~agents.policy.Policy` (one ``act`` call per env
-step for every acting agent); each agent of an episode is an :class:`_AgentState`, a Python
-generator resumed with the agent's new messages, that yields assistant texts (Hermes tool calls or
-a final answer) and never raises (a failure becomes a final answer saying so).
+step for every acting agent); each agent of an episode is an :class:`_AgentState` (a
+:class:`~agents.baselines.generator_agent.GeneratorAgent`), a Python generator resumed with the
+agent's new messages, that yields assistant texts (Hermes tool calls or a final answer) and never
+raises (a failure becomes a final answer saying so).
 
 A rule-based agent team that never reads the gold table, the task object or ``task.provenance``:
 only the query text, the tool results and the column names written in the query. Every agent of an
@@ -43,13 +44,14 @@ generator's extractors.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Generator, Mapping, Sequence
+from typing import Generator
 
 from agents.baselines.answers import _answer_from_reports, render_answer
 from agents.baselines.attributes import attribute_key
-from agents.baselines.env_messages import _SUBTASK_MARK, _TURN_HINT, _report_blocks
+from agents.baselines.env_messages import _report_blocks
+from agents.baselines.generator_agent import AgentGen as _Gen
+from agents.baselines.generator_agent import GeneratorAgent, GeneratorPolicy
 from agents.baselines.prompts import (
     ENTITY_PROMPT,
     ENTITY_SUBTASK,
@@ -65,106 +67,29 @@ from agents.baselines.prompts import (
 from agents.baselines.query import QueryPlan, enrich_key, fill_x, parse_columns, parse_query, reconcile_columns
 from agents.baselines.skills import ReadingSkills
 from agents.baselines.tables import best_table, map_columns, project, tables_in_text
-from agents.policy import AgentRequest, AgentResponse, Policy
+from agents.policy import AgentRequest
 from wideseek_env.table.markdown import extract_table
 from wideseek_env.table.schema import normalize_column_name
-from wideseek_env.tools.parsing import render_tool_calls
-
-def approx_tokens(text: str) -> int:
-    """The env's default token estimate (UTF-8 bytes / 4)."""
-    if not text:
-        return 0
-    n = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
-    return (n + 3) // 4
-
 
 # ----------------------------------------------------------------------------------------------
 # Agents: generators that yield assistant texts and receive the agent's next new messages
 
 
-Calls = list[tuple[str, dict[str, Any]]]
-_Gen = Generator[str, list, str]
-
-
-class _AgentState(ReadingSkills):
+class _AgentState(GeneratorAgent, ReadingSkills):
     """One scripted agent of one episode (its plans here; its reading skills in :mod:`agents.baselines.skills`)."""
 
     def __init__(self, policy: "ScriptedBaseline", role: str, agent_id: str, messages: list[dict], tools: list[dict]):
+        super().__init__(role, policy.default_max_turns(role), messages, tools)
         self.policy = policy
-        self.role = role
         self.agent_id = agent_id
-        self.tools = tools
-        self.tool_names = {t.get("function", {}).get("name") for t in tools if isinstance(t, Mapping)}
-        self.turn = 1  # the number of the next answer
-        self.max_turns = policy.default_max_turns(role)
-        self.tokens = approx_tokens(json.dumps(tools, ensure_ascii=False)) if tools else 0
-        self.done = False
-        user = ""
-        for m in messages:
-            if m.get("role") == "user" and not user:
-                user = m.get("content") or ""
-        self._see(messages)
-        user = _TURN_HINT.sub("", user).strip()
-        if _SUBTASK_MARK in user:
-            self.task, self.subtask = user.rsplit(_SUBTASK_MARK, 1)
-            self.task, self.subtask = self.task.strip(), self.subtask.strip()
-        else:
-            self.task, self.subtask = user, None
-        self.max_per_call = self._per_call_limit()
-        self.gen: _Gen | None = None
-
-    def _per_call_limit(self) -> int:
-        for t in self.tools:
-            fn = t.get("function", {}) if isinstance(t, Mapping) else {}
-            if fn.get("name") in ("call_subagent", "create_sub_agents"):
-                m = re.search(r"[Aa]t most (\d+)", fn.get("description", ""))
-                if m:
-                    return int(m.group(1))
-        return 10
-
-    def _see(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        for m in messages:
-            content = m.get("content") or ""
-            self.tokens += approx_tokens(content) + 4
-            hint = _TURN_HINT.search(content)
-            if hint:
-                self.turn, self.max_turns = int(hint.group(1)), int(hint.group(2))
-
-    # -- budget -------------------------------------------------------------------------------
-
-    def turns_left(self) -> int:
-        """Turns after the next one (0: the next answer must be final)."""
-        return self.max_turns - self.turn
+        self.task, self.subtask = self.split_subtask()
+        self.max_per_call = self.per_call_limit
 
     def context_left(self) -> int:
         return self.policy.context_tokens - self.tokens
 
-    # -- driving ------------------------------------------------------------------------------
-
-    def step(self, new_messages: list[dict]) -> str:
-        if self.done:
-            return ""
-        try:
-            if self.gen is None:
-                self.gen = self.run()
-                text = next(self.gen)
-            else:
-                self._see(new_messages)
-                text = self.gen.send(new_messages)
-        except StopIteration as stop:
-            text = stop.value if isinstance(stop.value, str) else ""
-            self.done = True
-        except Exception as exc:  # noqa: BLE001 - never crash the episode
-            text = self.fallback_answer(f"(the scripted agent failed: {type(exc).__name__})")
-            self.done = True
-        self.turn += 1
-        self.tokens += approx_tokens(text) + 4
-        return text
-
-    def call(self, calls: Calls) -> Generator[str, list, list[str]]:
-        """Make tool calls (one assistant message); returns the tool result texts, in order."""
-        messages = yield render_tool_calls(calls)
-        return [_TURN_HINT.sub("", m.get("content") or "").rstrip() for m in messages if m.get("role") == "tool"]
+    def on_error(self, exc: Exception) -> str:  # never crash the episode
+        return self.fallback_answer(f"(the scripted agent failed: {type(exc).__name__})")
 
     def run(self) -> _Gen:
         if self.role == "lead":
@@ -368,7 +293,7 @@ class _AgentState(ReadingSkills):
 # The policies
 
 
-class ScriptedBaseline(Policy):
+class ScriptedBaseline(GeneratorPolicy):
     """The honest rule-based baseline (see the module docstring).
 
     ``max_subagents``: subagents the lead starts per turn (None: the limit the ``call_subagent`` schema
@@ -394,6 +319,7 @@ class ScriptedBaseline(Policy):
     ) -> None:
         if max_subagents is not None and max_subagents < 1:
             raise ValueError(f"max_subagents must be None or >= 1, got {max_subagents}")
+        super().__init__()
         self.max_subagents = max_subagents
         self.entities_per_subagent = max(1, int(entities_per_subagent))
         self.context_tokens = context_tokens
@@ -401,38 +327,9 @@ class ScriptedBaseline(Policy):
         self.page_cost = page_cost
         self.search_cost = search_cost
         self._max_turns = {"lead": lead_max_turns, "subagent": subagent_max_turns, "agent": single_max_turns}
-        self._episodes: dict[str, dict[str, _AgentState]] = {}
 
     def default_max_turns(self, role: str) -> int:
         return self._max_turns.get(role, self._max_turns["agent"])
 
-    @staticmethod
-    def _role(req: AgentRequest) -> str:
-        role = getattr(req, "role", None)
-        if role in ("lead", "subagent", "agent"):
-            return role
-        names = {t.get("function", {}).get("name") for t in (req.tools or []) if isinstance(t, Mapping)}
-        if "call_subagent" in names and "search" not in names:
-            return "lead"
-        text = " ".join(str(m.get("content") or "") for m in req.new_messages)
-        return "subagent" if _SUBTASK_MARK in text else "agent"
-
-    def act_one(self, req: AgentRequest) -> str:
-        agents = self._episodes.setdefault(req.episode_id, {})
-        state = agents.get(req.agent_id)
-        messages = [dict(m) for m in (req.new_messages or [])]
-        if state is None:
-            state = _AgentState(self, self._role(req), req.agent_id, messages, list(req.tools or []))
-            agents[req.agent_id] = state
-            return state.step([])
-        return state.step(messages)
-
-    def act(self, requests: Sequence[AgentRequest]) -> list[AgentResponse]:
-        return [AgentResponse(text=self.act_one(r)) for r in requests]
-
-    def reset_episode(self, episode_id: str) -> None:
-        self._episodes.pop(episode_id, None)
-
-    def end_episode(self, episode_id: str) -> dict:
-        self._episodes.pop(episode_id, None)
-        return {}
+    def new_agent(self, role: str, req: AgentRequest, messages: list[dict]) -> _AgentState:
+        return _AgentState(self, role, req.agent_id, messages, list(req.tools or []))

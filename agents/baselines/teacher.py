@@ -25,21 +25,19 @@ when the next batch might not fit and answers with what it has.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any, Generator, Iterable, Mapping, Sequence
+from typing import Any, Generator, Iterable, Mapping
 from urllib.parse import unquote
 
 from agents.baselines.answers import render_answer
-from agents.baselines.env_messages import _SUBTASK_MARK, _TURN_HINT, _report_blocks, parse_access_result
-from agents.baselines.scripted import approx_tokens
-from agents.policy import AgentRequest, AgentResponse, Policy
+from agents.baselines.env_messages import _TURN_HINT, _report_blocks, parse_access_result
+from agents.baselines.generator_agent import AgentGen as _Gen
+from agents.baselines.generator_agent import GeneratorAgent, GeneratorPolicy, approx_tokens
+from agents.policy import AgentRequest
 from wideseek_env.table.preprocess import norm_str
-from wideseek_env.tools.parsing import render_tool_calls
 
 SUBTASK_HEAD = "Read these Wikipedia pages and copy, word for word, the lines that answer the main task:"
 _LINE = re.compile(r"^- (https?://\S+)(?: \(find it by searching: “(.+)”\))?$", re.MULTILINE)
-_Gen = Generator[str, list, str]
 
 
 def _unique(items: Iterable[str]) -> list[str]:
@@ -127,56 +125,17 @@ class Recipe:
         return render_answer(list(task.display_columns or task.required_columns), rows)
 
 
-class _Agent:
+class _Agent(GeneratorAgent):
     """One demonstrator agent of one episode: a generator of assistant texts."""
 
     def __init__(self, policy: "TeacherPolicy", role: str, messages: list[dict], tools: list[dict]) -> None:
+        super().__init__(role, policy.max_turns[role], messages, tools)
         self.policy = policy
-        self.role = role
-        self.turn, self.max_turns = 1, policy.max_turns[role]
-        self.tokens = approx_tokens(json.dumps(tools, ensure_ascii=False)) if tools else 0
-        self.per_call = 10
-        for t in tools:
-            fn = t.get("function", {}) if isinstance(t, Mapping) else {}
-            if fn.get("name") == "call_subagent":
-                m = re.search(r"[Aa]t most (\d+)", fn.get("description", ""))
-                self.per_call = int(m.group(1)) if m else 10
-        user = next((m.get("content") or "" for m in messages if m.get("role") == "user"), "")
-        self._see(messages)
-        user = _TURN_HINT.sub("", user).strip()
-        self.query, _, self.subtask = user.partition(_SUBTASK_MARK) if _SUBTASK_MARK in user else (user, "", "")
-        self.recipe = policy.recipe_for(self.query.strip())
-        self.gen: _Gen | None = None
-        self.done = False
+        self.per_call = self.per_call_limit
+        query, subtask = self.split_subtask()
+        self.query, self.subtask = query, subtask or ""
+        self.recipe = policy.recipe_for(self.query)
         self.observed: dict[bool, list[int]] = {}
-
-    def _see(self, messages: Sequence[Mapping[str, Any]]) -> None:
-        for m in messages:
-            content = m.get("content") or ""
-            self.tokens += approx_tokens(content) + 4
-            hint = _TURN_HINT.search(content)
-            if hint:
-                self.turn, self.max_turns = int(hint.group(1)), int(hint.group(2))
-
-    def step(self, new_messages: list[dict]) -> str:
-        if self.done:
-            return ""
-        try:
-            if self.gen is None:
-                self.gen = self.run()
-                text = next(self.gen)
-            else:
-                self._see(new_messages)
-                text = self.gen.send(new_messages)
-        except StopIteration as stop:
-            text, self.done = (stop.value if isinstance(stop.value, str) else ""), True
-        self.turn += 1
-        self.tokens += approx_tokens(text) + 4
-        return text
-
-    def call(self, calls: list[tuple[str, dict]]) -> Generator[str, list, list[str]]:
-        messages = yield render_tool_calls(calls)
-        return [_TURN_HINT.sub("", m.get("content") or "") for m in messages if m.get("role") == "tool"]
 
     def run(self) -> _Gen:
         if self.recipe is None:
@@ -278,7 +237,7 @@ class _Agent:
         return recipe.answer(seen, titles)
 
 
-class TeacherPolicy(Policy):
+class TeacherPolicy(GeneratorPolicy):
     """The privileged demonstrator (see the module docstring); **not a baseline**.
 
     ``tasks``: the tasks it may be given (None: the default generated train and test splits).
@@ -293,6 +252,7 @@ class TeacherPolicy(Policy):
                  single_max_turns: int = 50, max_urls_per_call: int = 5, max_calls_per_message: int = 5) -> None:
         if max_subagents is not None and max_subagents < 1:
             raise ValueError(f"max_subagents must be None or >= 1, got {max_subagents}")
+        super().__init__()
         if tasks is None:
             tasks = _default_tasks()
         self._by_query = {_TURN_HINT.sub("", str(t.query)).strip(): t for t in tasks}
@@ -305,7 +265,6 @@ class TeacherPolicy(Policy):
         self.max_turns = {"lead": lead_max_turns, "subagent": subagent_max_turns, "agent": single_max_turns}
         self.max_urls_per_call = max_urls_per_call
         self.max_calls_per_message = max_calls_per_message
-        self._episodes: dict[str, dict[str, _Agent]] = {}
 
     @staticmethod
     def page_cost(table_page: bool) -> int:
@@ -322,36 +281,8 @@ class TeacherPolicy(Policy):
             self._recipes[task.id] = Recipe(task)
         return self._recipes[task.id]
 
-    @staticmethod
-    def _role(req: AgentRequest) -> str:
-        role = getattr(req, "role", None)
-        if role in ("lead", "subagent", "agent"):
-            return role
-        names = {t.get("function", {}).get("name") for t in (req.tools or []) if isinstance(t, Mapping)}
-        if "call_subagent" in names and "search" not in names:
-            return "lead"
-        text = " ".join(str(m.get("content") or "") for m in req.new_messages)
-        return "subagent" if _SUBTASK_MARK in text else "agent"
-
-    def act(self, requests: Sequence[AgentRequest]) -> list[AgentResponse]:
-        out = []
-        for req in requests:
-            agents = self._episodes.setdefault(req.episode_id, {})
-            messages = [dict(m) for m in (req.new_messages or [])]
-            agent = agents.get(req.agent_id)
-            if agent is None:
-                agent = agents[req.agent_id] = _Agent(self, self._role(req), messages, list(req.tools or []))
-                out.append(AgentResponse(text=agent.step([])))
-            else:
-                out.append(AgentResponse(text=agent.step(messages)))
-        return out
-
-    def reset_episode(self, episode_id: str) -> None:
-        self._episodes.pop(episode_id, None)
-
-    def end_episode(self, episode_id: str) -> dict:
-        self._episodes.pop(episode_id, None)
-        return {}
+    def new_agent(self, role: str, req: AgentRequest, messages: list[dict]) -> _Agent:
+        return _Agent(self, role, messages, list(req.tools or []))
 
 
 def _default_tasks() -> list[Any]:

@@ -1,11 +1,14 @@
 """Tiers 2 and 3: filters through linked pages, and wide unions that need every entity's page.
 
-**Tier 2 (filtered)**: the rows of one table (or a run of 2-4 pages of a union group) whose linked
-entity satisfies a condition read from the entity's own article: born before a year, died before,
-founded / opened / released before, population or capacity over a number. Only entities whose
-article states the attribute count (the query says so); at least 60% of the rows' entities must,
-and the condition keeps 30-70% of those. Columns: the entity, the attribute (so the answer shows
-the fact it was filtered on), one or two of the table's columns, and the edition column for runs.
+**Tier 2 (filtered)**: the rows of a set of several tables (a run of 2-20 pages of a union group,
+at most 300 rows, or a page set: :mod:`.tablesets`) whose linked entity satisfies a condition read
+from the entity's own article: born before a year, died before, founded / opened / released
+before, population or capacity over a number. Only entities whose article states the attribute
+count (the query says so); at least 60% of the rows' entities must, and the condition keeps 30-70%
+of those. Columns: the entity, the attribute (so the answer shows the fact it was filtered on), one
+or two of the table's columns, and the set's source column (edition or section). **Rule: as for
+tier 1, a filtered set spans several tables**; one table (at most 20 rows in OTT-QA) leaves a
+filter of a handful of rows.
 
 **Tier 3 (wide)**: a run of 5 or more pages of a union group, 100-300 rows after keeping the
 entities whose article states the attribute, each row with that attribute: one entity page per
@@ -23,10 +26,18 @@ from wideseek_env.taskgen import phrasing as P
 from wideseek_env.taskgen import queries as Q
 from wideseek_env.taskgen.attributes import ATTRIBUTES
 from wideseek_env.taskgen.columns import column_spec, column_type
-from wideseek_env.taskgen.drafts import Cell, Draft, Pages, clean_key, rng_for, row_cell
-from wideseek_env.taskgen.groups import UnionGroup, group_name, runs, source_column
-from wideseek_env.taskgen.tablesets import EntityScan, TableSet, entity_scan, table_set
-from wideseek_env.table.schema import normalize_column_name
+from wideseek_env.taskgen.drafts import Draft, Pages, clean_key, rng_for, row_cell
+from wideseek_env.taskgen.groups import UnionGroup, runs
+from wideseek_env.taskgen.tablesets import (
+    RUN_PAGES,
+    RUN_ROWS,
+    EntityScan,
+    TableSet,
+    entity_scan,
+    run_set,
+    run_sets,
+)
+from wideseek_env.tasks import normalize_column_name
 
 MIN_COVERAGE = 0.6
 KEEP_LOW, KEEP_HIGH = 0.3, 0.7
@@ -86,14 +97,11 @@ def _distinct_rows(ts: TableSet, scan: EntityScan, rows: list[int], per_table: b
 
 def _draft(kind: str, ts: TableSet, scan: EntityScan, attr: str, rows: list[int], pages: Pages,
            rng: random.Random, extra_cols: int, min_rows: int, intro, provenance: dict) -> Draft | None:
-    multi = len(ts.tables) > 1
     j = scan.column
     others = [c.index for c in ts.infos if c.usable and c.index != j]
     rng.shuffle(others)
     cols = others[:extra_cols]
-    source = source_column(ts.template, ts.values) if multi else None
-    if source and normalize_column_name(source) in {c.name for c in ts.infos}:
-        source = "Edition"
+    source = ts.source
     key_name = P.paraphrase(rng, ts.infos[j].display)
     display = ([source] if source else []) + [key_name, ATTRIBUTES[attr].column]
     display += [P.paraphrase(rng, ts.infos[c].display) for c in cols]
@@ -104,9 +112,9 @@ def _draft(kind: str, ts: TableSet, scan: EntityScan, attr: str, rows: list[int]
         table, r = ts.table_of(i), ts.origin[i][1]
         line = row_cell(table, r)
         value = scan.attrs[i][attr]
-        row = ([ts.values[ts.origin[i][0]]] if source else []) + [clean_key(ts.rows[i][j]), value]
+        row = ([ts.label_of(i)] if source else []) + [clean_key(ts.rows[i][j]), value]
         row += [ts.rows[i][c] for c in cols]
-        cell = ([Cell(table.url, table.title, "page title slot")] if source else []) + [line]
+        cell = ([ts.label_cell(i)] if source else []) + [line]
         cell += [pages.attribute_cell(scan.urls[i], value)] + [line] * len(cols)
         out_rows.append(row)
         cells.append(cell)
@@ -120,24 +128,13 @@ def _draft(kind: str, ts: TableSet, scan: EntityScan, attr: str, rows: list[int]
         kinds.append(data_kind)
     key = [0, 1] if source else [0]
     uids = ts.uids
-
-    def query(display, kinds, key_pos, rng=rng):
-        return Q.assemble(rng, intro(display), display, kinds, [display[k] for k in key_pos])
-
     return Draft(
-        kind, uids, display, specs, kinds, key, out_rows, cells, query, [t.title for t in ts.tables],
-        {"tables": uids, "pages": ts.urls + sorted({scan.urls[i] for i in rows}), "section": ts.section,
-         "attribute": attr, **provenance},
+        kind, uids, display, specs, kinds, key, out_rows, cells, P.query_builder(rng, intro),
+        [t.title for t in ts.tables],
+        {"tables": uids, "pages": list(dict.fromkeys(ts.urls)) + sorted({scan.urls[i] for i in rows}),
+         "section": ts.section, "shape": ts.shape, "attribute": attr, **provenance},
         group=ts.group, min_rows=min_rows,
     )  # fmt: skip
-
-
-def _description(rng: random.Random, ts: TableSet) -> str:
-    if len(ts.tables) > 1:
-        return P.describe(rng, P.topic_of_template(ts.template), ts.section, ts.values)
-    table = ts.tables[0]
-    topic = Q.describe_page(table.title) or f"the Wikipedia article {Q.quote(table.title)}"
-    return P.describe(rng, topic, table.section_title)
 
 
 def filtered_draft(ts: TableSet, pages: Pages, seed: int, min_rows: int, reasons: Counter) -> Draft | None:
@@ -150,7 +147,7 @@ def filtered_draft(ts: TableSet, pages: Pages, seed: int, min_rows: int, reasons
     if attr is None:
         reasons["filtered: too few entities state a filterable attribute"] += 1
         return None
-    covered = _distinct_rows(ts, scan, scan.coverage(attr), per_table=True)
+    covered = _distinct_rows(ts, scan, scan.coverage(attr), per_table=ts.source is not None)
     if len(covered) < 2 * min_rows:
         reasons["filtered: too few distinct entities state the attribute"] += 1
         return None
@@ -165,7 +162,10 @@ def filtered_draft(ts: TableSet, pages: Pages, seed: int, min_rows: int, reasons
         return None
     condition, stated = _CONDITIONS[attr]
     condition = condition.format(t=t)
-    description = _description(rng, ts)
+    description = P.set_description(rng, ts)
+    named = description is None  # a page no rule describes is named: the filter, not the set, is the task
+    if named:
+        description = P.set_description(rng, ts, page=f"the Wikipedia article {Q.quote(ts.tables[0].title)}")
     noun = P.noun_for(ts.infos[scan.column].display, _NOUNS[attr])
 
     def intro(display):
@@ -174,28 +174,22 @@ def filtered_draft(ts: TableSet, pages: Pages, seed: int, min_rows: int, reasons
     draft = _draft("filtered", ts, scan, attr, rows, pages, rng, rng.randint(1, 2), min_rows, intro,
                    {"condition": condition, "threshold": t, "candidates": len(covered),
                     "description": description})
-    if draft is not None and len(ts.tables) == 1 and Q.describe_page(ts.tables[0].title) is None:
-        draft.titles = []  # a page no rule describes is named: the filter, not the set, is the task
+    if draft is not None and named:
+        draft.titles = []
     return draft
 
 
 def filtered_runs(group: UnionGroup, pages: Pages, seed: int, min_rows: int, reasons: Counter) -> list[Draft]:
-    """Tier-2 drafts over every run of 2-6 consecutive pages of a group."""
-    drafts = []
-    for start, end in runs(group, 2, 8):
-        ts = table_set(group.tables[start:end], group.values[start:end], group.template, group.section,
-                       group_name(group))
-        draft = filtered_draft(ts, pages, seed, min_rows, reasons)
-        if draft is not None:
-            drafts.append(draft)
-    return drafts
+    """Tier-2 drafts over every run of 2-20 consecutive pages (at most 300 rows) of a group."""
+    made = (filtered_draft(ts, pages, seed, min_rows, reasons) for ts in run_sets(group, 2, RUN_PAGES, RUN_ROWS))
+    return [d for d in made if d is not None]
 
 
 def wide_drafts(group: UnionGroup, pages: Pages, seed: int, reasons: Counter) -> list[Draft]:
     """Tier 3: every run of >= 5 pages whose entities with the attribute number 100-300."""
     if len(group.tables) < WIDE_MIN_PAGES:
         return []
-    whole = table_set(group.tables, group.values, group.template, group.section, group_name(group))
+    whole = run_set(group, 0, len(group.tables))
     scan = entity_scan(whole, pages)
     if scan is None:
         reasons["wide: no linked entity column"] += 1
@@ -215,18 +209,14 @@ def wide_drafts(group: UnionGroup, pages: Pages, seed: int, reasons: Counter) ->
         total = sum(per_page[attr][p] for p in range(start, end))
         if not WIDE_MIN_ROWS <= total <= WIDE_MAX_ROWS:
             continue
-        ts = table_set(group.tables[start:end], group.values[start:end], group.template, group.section,
-                       group_name(group))
+        ts = run_set(group, start, end)
         sub = EntityScan(scan.column, [scan.urls[i] for i in range(len(whole.rows)) if start <= whole.origin[i][0] < end],
                          [scan.attrs[i] for i in range(len(whole.rows)) if start <= whole.origin[i][0] < end])
         rows = _distinct_rows(ts, sub, sub.coverage(attr), per_table=True)
         if not WIDE_MIN_ROWS <= len(rows) <= WIDE_MAX_ROWS:
             reasons["wide: rows outside 100-300"] += 1
             continue
-        if not P.span_phrase(rng, ts.values):
-            description = P.describe(rng, P.topic_of_template(ts.template), ts.section) + " for " + Q.join_words(ts.values)
-        else:
-            description = _description(rng, ts)
+        description = P.set_description(rng, ts)
         noun = P.noun_for(ts.infos[scan.column].display, _NOUNS.get(attr, "entries"))
         attr_phrase = ATTRIBUTES[attr].phrase
 

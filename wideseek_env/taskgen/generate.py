@@ -10,6 +10,11 @@ It reads the tables and pages of a built corpus (``wideseek corpus build``) and 
 - 3 (:mod:`.filtered`): wide unions of >= 5 pages, 100-300 rows, one entity page per row;
 - 4 (:mod:`.joins`): counts, top-k per edition, joins of two editions, one entity across editions.
 
+Tiers 1 and 2 draw only on sets of several tables (runs of a union group's pages, and page sets:
+one page's tables that share a header, :mod:`.tablesets`), never on one table: OTT-QA cuts tables
+at 20 rows, so a one-table set is a lookup (tier 0), not a search. :data:`RULES` states the size
+rules of each tier; ``stats.json`` repeats them and counts tiers 1-2 by set shape.
+
 The paper's three stages, deterministic from ``seed``: drafts (rows, columns, query builder, per-
 cell provenance), gold from the source itself, then the filters of :mod:`.filters` (answerability
 through each cell's passage, BM25 retrievability for tier 1, the page-title rule for tiers 1-4 and
@@ -39,9 +44,20 @@ from wideseek_env.taskgen.drafts import GENERATOR, VERSION, Draft, Pages, finish
 from wideseek_env.taskgen.filters import Answerability, SearchCheck, check_answerable, gold_scores_one, unique_keys
 from wideseek_env.taskgen.groups import union_groups
 from wideseek_env.taskgen.split import DEFAULT_MIX, apply_mix, split
-from wideseek_env.taskgen.tablesets import table_set
+from wideseek_env.taskgen.tablesets import page_set, page_sets, table_set
 
 TIERS = (0, 1, 2, 3, 4)
+# The size rules, as stats.json states them.
+RULES = {
+    "1": "described sets of several tables only: runs of 2-20 consecutive pages of a union group with "
+         "year/season/edition slots (at most 300 rows) and page sets (one page's tables sharing a header); "
+         "a one-table set (OTT-QA cuts tables at 20 rows) is a lookup, left to tier 0",
+    "2": "filters over sets of several tables only (runs of 2-20 pages, at most 300 rows, and page sets), "
+         "keeping 30-70% of the entities whose article states the attribute",
+    "3": "runs of >= 5 pages, 100-300 rows after keeping entities whose article states the attribute",
+    "4": "count and top over runs of 3-20 pages (at most 300 rows); join over two pages at most three "
+         "apart (both lists, and first only); entity over a whole group",
+}  # fmt: skip
 
 
 def code_fingerprint() -> str:
@@ -124,17 +140,20 @@ def _drafts(store: PageStore, pages: Pages, tiers, seed: int, min_rows: int, rea
     tables = list(store.iter_tables())
     sections = Counter((t.url, t.section_title) for t in tables)
     drafts: list[Draft] = []
-    for table in tqdm(tables, desc="tables", unit="table", disable=not progress, file=sys.stderr):
-        ts = table_set([table])
-        shared = sections[(table.url, table.section_title)] > 1
+    if 0 in tiers:
+        for table in tqdm(tables, desc="tables", unit="table", disable=not progress, file=sys.stderr):
+            ts = table_set([table])
+            shared = sections[(table.url, table.section_title)] > 1
+            made = [tier0.transcribe_draft(ts, seed, min_rows, shared, reasons),
+                    tier0.enrich_draft(ts, pages, seed, min_rows, reasons)]
+            drafts.extend(d for d in made if d is not None)
+    same_page = page_sets(tables) if {1, 2} & set(tiers) else []
+    for members in tqdm(same_page, desc="page sets", unit="set", disable=not progress, file=sys.stderr):
         made = []
-        if 0 in tiers:
-            made += [tier0.transcribe_draft(ts, seed, min_rows, shared, reasons),
-                     tier0.enrich_draft(ts, pages, seed, min_rows, reasons)]
         if 1 in tiers:
-            made.append(described.single_draft(ts, seed, min_rows, shared, reasons))
+            made.append(described.page_draft(members, seed, min_rows, reasons))
         if 2 in tiers:
-            made.append(filtered.filtered_draft(ts, pages, seed, min_rows, reasons))
+            made.append(filtered.filtered_draft(page_set(members), pages, seed, min_rows, reasons))
         drafts.extend(d for d in made if d is not None)
     groups = union_groups(tables)
     for group in tqdm(groups, desc="groups", unit="group", disable=not progress, file=sys.stderr):
@@ -241,6 +260,9 @@ def _stats(params, tables, groups, candidates, after_filters, mix_info, train, t
         "columns": {str(t): output.distribution([len(x.required_columns) for x in ts]) for t, ts in sorted(by_tier.items())},
         "cells": {str(t): output.distribution([len(x.gold) * len(x.required_columns) for x in ts])
                   for t, ts in sorted(by_tier.items())},
+        "rules": RULES,
+        "set_shapes": {str(t): dict(sorted(Counter(x.provenance.get("shape", "") for x in by_tier[t]).items()))
+                       for t in (1, 2) if by_tier[t]},
         "tiers_1_4": {
             "tasks": len(upper),
             "median_rows": output.distribution([len(x.gold) for x in upper])["median"],

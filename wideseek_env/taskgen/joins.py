@@ -1,12 +1,12 @@
 """Tier 4: joins, aggregation and entity-centric tasks over the pages of a union group.
 
-- **count**: across a run of 3-8 editions, one row per distinct entity of the key column with the
-  number of editions that list it and its first and last edition (kept when some entity appears
-  in two editions or more);
-- **top**: per edition of a run of 3-8, the rows ranked at most k (3 or 5) by the table's rank
-  column;
-- **join**: two consecutive editions: the entities on both lists (with a column from each), or on
-  the first but not the second;
+- **count**: across a run of 3-20 editions (at most 300 rows), one row per distinct entity of the
+  key column with the number of editions that list it and its first and last edition (kept when
+  some entity appears in two editions or more);
+- **top**: per edition of a run of 3-20 (at most 300 rows), the rows ranked at most k (3 or 5) by
+  the table's rank column;
+- **join**: two editions at most three apart: the entities on both lists (with a column from
+  each), and those on the first but not the second (two tasks where both have enough entities);
 - **entity**: every row, across all editions of the group, in which one entity (appearing in at
   least four editions) appears.
 
@@ -22,27 +22,17 @@ from collections import Counter, defaultdict
 
 from wideseek_env.table.preprocess import norm_str
 from wideseek_env.taskgen import phrasing as P
-from wideseek_env.taskgen import queries as Q
 from wideseek_env.taskgen.columns import column_spec, column_type, _POOR_KEYS
 from wideseek_env.taskgen.drafts import Cell, Draft, clean_key, rng_for, row_cell
-from wideseek_env.taskgen.groups import UnionGroup, group_name, runs, slot_year, source_column
-from wideseek_env.taskgen.tablesets import TableSet, set_key, table_set
-from wideseek_env.table.schema import normalize_column_name
+from wideseek_env.taskgen.groups import UnionGroup, runs, slot_year
+from wideseek_env.taskgen.tablesets import RUN_PAGES, RUN_ROWS, TableSet, group_set, run_set, set_key
+from wideseek_env.tasks import normalize_column_name
 
 _RANK = re.compile(r"^(?:rank|pos\.?|position|place|rk|finish|fin\.?|no\.?|#)$")
 
 
-def _ts(group: UnionGroup, start: int, end: int) -> TableSet:
-    return table_set(group.tables[start:end], group.values[start:end], group.template, group.section,
-                     group_name(group))
-
-
 def _description(rng: random.Random, ts: TableSet) -> str:
-    topic = P.topic_of_template(ts.template)
-    span = P.span_phrase(rng, ts.values)
-    where = P.section_phrase(rng, ts.section)
-    values = span or ("for " + Q.join_words(ts.values))
-    return " ".join(p for p in (f"of {topic}" if topic else "", values, where) if p)
+    return P.set_description(rng, ts, "of") or ""
 
 
 def _entity_column(ts: TableSet) -> int | None:
@@ -63,16 +53,25 @@ def _specs(display, rows, text_cols=(0,)):
     return specs, kinds
 
 
-def _source(ts: TableSet) -> str:
-    source = source_column(ts.template, ts.values)
-    return "Edition" if normalize_column_name(source) in {c.name for c in ts.infos} else source
+def _draft(kind: str, ts: TableSet, columns: tuple, key: list[int], rng: random.Random, intro,
+           min_rows: int, **provenance) -> Draft:
+    """A tier-4 draft over a run: ``columns`` = (display, specs, kinds, rows, cells); the provenance
+    names the set (tables, pages, section, template, values) and adds ``provenance``."""
+    display, specs, kinds, rows, cells = columns
+    return Draft(
+        kind, ts.uids, display, specs, kinds, key, rows, cells, P.query_builder(rng, intro),
+        [t.title for t in ts.tables],
+        {"tables": ts.uids, "pages": ts.urls, "section": ts.section, "template": ts.template,
+         "values": ts.values, **provenance},
+        group=ts.group, min_rows=min_rows,
+    )  # fmt: skip
 
 
 def count_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) -> list[Draft]:
     rng = rng_for(seed, "count", [t.uid for t in group.tables])
     drafts = []
-    for start, end in runs(group, 3, 10):
-        ts = _ts(group, start, end)
+    for start, end in runs(group, 3, RUN_PAGES, RUN_ROWS):
+        ts = run_set(group, start, end)
         j = _entity_column(ts)
         if j is None:
             reasons["count: no entity column"] += 1
@@ -87,7 +86,7 @@ def count_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) 
         if len(seen) < min_rows or max(len(v) for v in seen.values()) < 2:
             reasons["count: no entity in two editions"] += 1
             continue
-        source = _source(ts)
+        source = ts.source
         display = [P.paraphrase(rng, ts.infos[j].display), rng.choice(["Appearances", "Number of editions"]),
                    f"First {source.lower()}", f"Last {source.lower()}"]
         rows, cells, read = [], [], []
@@ -107,24 +106,19 @@ def count_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) 
         description = _description(rng, ts)
         noun = P.noun_for(ts.infos[j].display)
 
-        def query(display, kinds, key_pos, rng=rng, noun=noun, description=description):
-            intro = P.count_intro(rng, noun, description, display[1])
-            return Q.assemble(rng, intro, display, kinds, [display[k] for k in key_pos])
+        def intro(display, noun=noun, description=description):
+            return P.count_intro(rng, noun, description, display[1])
 
-        drafts.append(Draft(
-            "count", ts.uids, display, specs, kinds, [0], rows, cells, query, [t.title for t in ts.tables],
-            {"tables": ts.uids, "pages": ts.urls, "section": ts.section, "template": ts.template,
-             "values": ts.values, "rows": read, "description": description},
-            group=ts.group, min_rows=min_rows,
-        ))  # fmt: skip
+        drafts.append(_draft("count", ts, (display, specs, kinds, rows, cells), [0], rng, intro, min_rows,
+                             rows=read, description=description))
     return drafts
 
 
 def top_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) -> list[Draft]:
     rng = rng_for(seed, "top", [t.uid for t in group.tables])
     drafts = []
-    for start, end in runs(group, 3, 10):
-        ts = _ts(group, start, end)
+    for start, end in runs(group, 3, RUN_PAGES, RUN_ROWS):
+        ts = run_set(group, start, end)
         rank = next((c for c in ts.infos if _RANK.match(c.name) and c.usable and c.kind == "number"), None)
         j = _entity_column(ts)
         if rank is None or j is None:
@@ -137,7 +131,7 @@ def top_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) ->
             continue
         others = [c.index for c in ts.infos if c.usable and c.index not in (j, rank.index)]
         extra = rng.sample(others, min(len(others), rng.randint(1, 2)))
-        source = _source(ts)
+        source = ts.source
         rank_name = P.paraphrase(rng, rank.display)
         display = [source, rank_name, P.paraphrase(rng, ts.infos[j].display)]
         display += [P.paraphrase(rng, ts.infos[c].display) for c in extra]
@@ -153,26 +147,22 @@ def top_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) ->
         description = _description(rng, ts)
         noun = P.noun_for(ts.infos[j].display)
 
-        def query(display, kinds, key_pos, rng=rng, noun=noun, description=description, k=k):
-            intro = P.top_intro(rng, noun, description, k, display[1], display[0])
-            return Q.assemble(rng, intro, display, kinds, [display[c] for c in key_pos])
+        def intro(display, noun=noun, description=description, k=k):
+            return P.top_intro(rng, noun, description, k, display[1], display[0])
 
-        drafts.append(Draft(
-            "top", ts.uids, display, specs, kinds, [0, 2], rows, cells, query, [t.title for t in ts.tables],
-            {"tables": ts.uids, "pages": ts.urls, "section": ts.section, "template": ts.template,
-             "values": ts.values, "k": k, "description": description},
-            group=ts.group, min_rows=min_rows,
-        ))  # fmt: skip
+        drafts.append(_draft("top", ts, (display, specs, kinds, rows, cells), [0, 2], rng, intro, min_rows,
+                             k=k, description=description))
     return drafts
 
 
 def join_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) -> list[Draft]:
+    """Per pair of editions at most three apart: the entities on both lists, and those on the first
+    only, each where it has at least ``min_rows`` entities (and some entity is on both lists)."""
     rng = rng_for(seed, "join", [t.uid for t in group.tables])
     drafts = []
     n = len(group.tables)
     for a, b in [(a, b) for a in range(n) for b in range(a + 1, min(n, a + 4))]:
-        ts = table_set([group.tables[a], group.tables[b]], [group.values[a], group.values[b]], group.template,
-                       group.section, group_name(group))
+        ts = group_set(group, [a, b])
         j = _entity_column(ts)
         if j is None:
             reasons["join: no entity column"] += 1
@@ -182,61 +172,61 @@ def join_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) -
             by_table[ts.origin[i][0]].setdefault(norm_str(clean_key(row[j])), i)
         both = [k for k in by_table[0] if k in by_table[1]]
         only = [k for k in by_table[0] if k not in by_table[1]]
-        mode = "both" if len(both) >= min_rows and (len(only) < min_rows or rng.random() < 0.5) else "only"
-        chosen = both if mode == "both" else only
-        if len(chosen) < min_rows or not both:
+        modes = [(mode, keys) for mode, keys in (("both", both), ("only", only)) if len(keys) >= min_rows]
+        if not modes or not both:
             reasons["join: too few entities on both lists / on one only"] += 1
             continue
-        others = [c for c in ts.infos if c.usable and c.index != j and c.kind != "text" or (c.usable and c.index != j and c.kind == "text")]
-        other = rng.choice(others) if others else None
-        v0, v1 = ts.values
-        name = P.paraphrase(rng, ts.infos[j].display)
-        display = [name]
-        if other is not None:
-            display.append(f"{P.paraphrase(rng, other.display)} ({v0})")
-            if mode == "both":
-                display.append(f"{P.paraphrase(rng, other.display)} ({v1})")
-        rows, cells = [], []
-        for key in chosen:
-            i0 = by_table[0][key]
-            row = [clean_key(ts.rows[i0][j])]
-            line0 = row_cell(ts.tables[0], ts.origin[i0][1])
-            cell = [line0]
-            if other is not None:
-                row.append(ts.rows[i0][other.index])
-                cell.append(line0)
-                if mode == "both":
-                    i1 = by_table[1][key]
-                    row.append(ts.rows[i1][other.index])
-                    cell.append(row_cell(ts.tables[1], ts.origin[i1][1]))
-            rows.append(row)
-            cells.append(cell)
-        if len({normalize_column_name(d) for d in display}) != len(display):
-            continue
-        specs, kinds = _specs(display, rows)
-        topic = P.topic_of_template(ts.template)
-        where = P.section_phrase(rng, ts.section)
-        first = f"{where} of {topic} {v0}".strip()
-        second = f"in that of {v1}"
-        noun = P.noun_for(ts.infos[j].display)
-
-        def query(display, kinds, key_pos, rng=rng, noun=noun, first=first, second=second, mode=mode):
-            intro = P.join_intro(rng, noun, first, second, mode)
-            return Q.assemble(rng, intro, display, kinds, [display[c] for c in key_pos])
-
-        drafts.append(Draft(
-            "join", ts.uids, display, specs, kinds, [0], rows, cells, query, [t.title for t in ts.tables],
-            {"tables": ts.uids, "pages": ts.urls, "section": ts.section, "template": ts.template,
-             "values": ts.values, "mode": mode, "variant": mode},
-            group=ts.group, min_rows=min_rows,
-        ))  # fmt: skip
+        for mode, keys in modes:
+            draft = _join_draft(ts, j, by_table, keys, mode, rng, min_rows)
+            if draft is not None:
+                drafts.append(draft)
     return drafts
+
+
+def _join_draft(ts: TableSet, j: int, by_table: list[dict[str, int]], keys: list[str], mode: str,
+                rng: random.Random, min_rows: int) -> Draft | None:
+    others = [c for c in ts.infos if c.usable and c.index != j]
+    other = rng.choice(others) if others else None
+    v0, v1 = ts.values
+    display = [P.paraphrase(rng, ts.infos[j].display)]
+    if other is not None:
+        display.append(f"{P.paraphrase(rng, other.display)} ({v0})")
+        if mode == "both":
+            display.append(f"{P.paraphrase(rng, other.display)} ({v1})")
+    if len({normalize_column_name(d) for d in display}) != len(display):
+        return None
+    rows, cells = [], []
+    for key in keys:
+        i0 = by_table[0][key]
+        row = [clean_key(ts.rows[i0][j])]
+        line0 = row_cell(ts.tables[0], ts.origin[i0][1])
+        cell = [line0]
+        if other is not None:
+            row.append(ts.rows[i0][other.index])
+            cell.append(line0)
+            if mode == "both":
+                i1 = by_table[1][key]
+                row.append(ts.rows[i1][other.index])
+                cell.append(row_cell(ts.tables[1], ts.origin[i1][1]))
+        rows.append(row)
+        cells.append(cell)
+    specs, kinds = _specs(display, rows)
+    where = P.section_phrase(rng, ts.section)
+    first = f"{where} of {P.topic_of_template(ts.template)} {v0}".strip()
+    second = f"in that of {v1}"
+    noun = P.noun_for(ts.infos[j].display)
+
+    def intro(display):
+        return P.join_intro(rng, noun, first, second, mode)
+
+    return _draft("join", ts, (display, specs, kinds, rows, cells), [0], rng, intro, min_rows, mode=mode,
+                  variant=mode)
 
 
 def entity_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter) -> list[Draft]:
     if len(group.tables) < 4:
         return []
-    ts = _ts(group, 0, len(group.tables))
+    ts = run_set(group, 0, len(group.tables))
     j = _entity_column(ts)
     if j is None:
         reasons["entity: no entity column"] += 1
@@ -249,7 +239,7 @@ def entity_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter)
                        and len({ts.origin[i][0] for i in idx}) == len(idx)), key=lambda k: (-len(where[k]), k))
     drafts = []
     others = [c.index for c in ts.infos if c.usable and c.index != j]
-    source = _source(ts)
+    source = ts.source
     for key in frequent[:10]:
         idx = where[key]
         entity = clean_key(ts.rows[idx[0]][j])
@@ -269,14 +259,9 @@ def entity_drafts(group: UnionGroup, seed: int, min_rows: int, reasons: Counter)
             kinds[0] = "text"
         description = _description(rng, ts)
 
-        def query(display, kinds, key_pos, rng=rng, entity=entity, description=description):
-            intro = P.entity_intro(rng, entity, description, display[0])
-            return Q.assemble(rng, intro, display, kinds, [display[c] for c in key_pos])
+        def intro(display, entity=entity, description=description):
+            return P.entity_intro(rng, entity, description, display[0])
 
-        drafts.append(Draft(
-            "entity", ts.uids, display, specs, kinds, [0], rows, cells, query, [t.title for t in ts.tables],
-            {"tables": ts.uids, "pages": ts.urls, "section": ts.section, "template": ts.template,
-             "values": ts.values, "entity": entity, "variant": key, "description": description},
-            group=ts.group, min_rows=min_rows,
-        ))  # fmt: skip
+        drafts.append(_draft("entity", ts, (display, specs, kinds, rows, cells), [0], rng, intro, min_rows,
+                             entity=entity, variant=key, description=description))
     return drafts

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from wideseek_env.taskgen import queries as Q
 from wideseek_env.taskgen.groups import slot_year
+
+if TYPE_CHECKING:
+    from wideseek_env.taskgen.tablesets import TableSet
 
 _SYNONYMS = {
     "pos": ["Position"], "pos.": ["Position"], "nat.": ["Nationality"], "nat": ["Nationality"],
@@ -90,12 +93,44 @@ def section_phrase(rng: random.Random, section: str) -> str:
                        f"in the section {Q.quote(label)}", f"that the {Q.quote(label)} list gives"])
 
 
-def describe(rng: random.Random, topic: str, section: str, values: Sequence[str] = ()) -> str:
-    """A set description: what the section lists, for a topic, over a span (when several pages)."""
-    span = span_phrase(rng, values) if len(values) > 1 else ""
-    where = section_phrase(rng, section)
-    parts = [p for p in (f"for {topic}" if topic else "", span, where) if p]
-    return " ".join(parts)
+def sections_phrase(rng: random.Random, sections: Sequence[str]) -> str:
+    """Where a page set's rows stand: its sections, each named ("in the sections "A" and "B"";
+    sections under one parent: "in the "Results" sections "Men" and "Women"")."""
+    labels = list(dict.fromkeys(Q.section_label(s) for s in sections if Q.section_label(s)))
+    if len(labels) == 1:
+        return section_phrase(rng, sections[0])
+    if not labels:
+        return ""
+    paths = [[p.strip() for p in s.split(" -- ")] for s in sections]
+    parent = ""
+    if all(len(p) > 1 and p[:-1] == paths[0][:-1] for p in paths) and len({p[-1] for p in paths}) == len(paths):
+        parent = Q.quote(Q.section_label(" -- ".join(paths[0][:-1])))
+        labels = [Q.section_label(p[-1]) for p in paths]
+    named = Q.join_words([Q.quote(label) for label in labels])
+    if parent:
+        return rng.choice([f"in the {parent} sections {named}", f"listed under {parent}: {named}",
+                           f"in the parts {named} of {parent}"])
+    return rng.choice([f"in the sections {named}", f"listed under {named}", f"across its sections {named}",
+                       f"in all of {named}"])
+
+
+def set_description(rng: random.Random, ts: "TableSet", prep: str = "for", page: str | None = None) -> str | None:
+    """What a set's rows are, with no page title (None: no rule describes it).
+
+    One table or a page set: the page's subject (:func:`~.queries.describe_page`; ``page`` instead
+    where given) and its section(s). A run: the template's topic, the span of its slot values (or,
+    where they are not a span, the values themselves) and the section.
+    """
+    if ts.shape == "run":
+        topic = topic_of_template(ts.template)
+        span = span_phrase(rng, ts.values) or "for " + Q.join_words(ts.values)
+        parts = (f"{prep} {topic}" if topic else "", span, section_phrase(rng, ts.section))
+        return " ".join(p for p in parts if p)
+    topic = page or Q.describe_page(ts.tables[0].title)
+    if topic is None:
+        return None
+    where = sections_phrase(rng, [t.section_title for t in ts.tables])
+    return " ".join(p for p in (f"{prep} {topic}", where) if p)
 
 
 # ------------------------------------------------------------------------------------- intros
@@ -115,95 +150,110 @@ def _sentence(*parts: str) -> str:
     return " ".join(p for p in parts if p).strip()
 
 
-def described_intro(rng: random.Random, noun: str, description: str) -> str:
-    body = rng.choice([
-        f"List every one of the {noun} {description}.",
-        f"Find all {noun} {description}, with the details below.",
-        f"Which {noun} appear {description}? Give me all of them.",
-        f"Collect the complete set of {noun} {description}.",
-        f"I want each of the {noun} {description}, none left out.",
-    ])  # fmt: skip
+# The bodies of each tier's intro: str.format templates over the fields its function passes.
+_BODIES: dict[str, list[str]] = {
+    "described": [
+        "List every one of the {noun} {description}.",
+        "Find all {noun} {description}, with the details below.",
+        "Which {noun} appear {description}? Give me all of them.",
+        "Collect the complete set of {noun} {description}.",
+        "I want each of the {noun} {description}, none left out.",
+    ],
+    "filtered": [
+        "Among the {noun} {description}, keep only those whose Wikipedia article {stated}, and "
+        "of those only the ones {condition}.",
+        "Take the {noun} {description}. I only want the ones {condition}, judged from each one's "
+        "own Wikipedia article (leave out any whose article does not say).",
+        "Which of the {noun} {description} qualify as {condition}? Use each one's own article; "
+        "skip those whose article {not_stated}.",
+        "From the {noun} {description}, select those {condition}, checking each one's own page; "
+        "include only entries whose article {stated}.",
+    ],
+    "wide": [
+        "Go through all the {noun} {description} and, for each one whose own Wikipedia article "
+        "gives their {attr}, report it. Say in {source} which edition each row is from.",
+        "I need a big table: every one of the {noun} {description}, with the {attr} taken from "
+        "each one's own article (leave out those whose article does not state it); the "
+        "{source} column tells the edition.",
+        "Compile the {noun} {description}, each with their {attr} as their own Wikipedia page "
+        "states it; omit anyone whose page lacks it. Mark the edition in {source}.",
+    ],
+    "count": [
+        "Consider every edition {description}. For each of the {noun} that appear in any of them, "
+        "count in how many of these editions they appear ({count}).",
+        "Across all editions {description}, tally each of the {noun}: {count} is the "
+        "number of editions whose list includes them.",
+        "How many times does each of the {noun} show up {description}? One row per distinct "
+        "entry, with the number of editions in {count}.",
+    ],
+    "top": [
+        "For each edition {description}, give the top {k} {noun} by {rank}, with the edition in {source}.",
+        "I only care about the first {k} places. Across the editions {description}, list the "
+        "{noun} ranked {k} or better in {rank} in each edition (edition in {source}).",
+        "Pull out, edition by edition {description}, the {noun} whose {rank} is at most {k}; say "
+        "which edition in {source}.",
+    ],
+    "join both": [
+        "Which {noun} appear both {first} and {second}?",
+        "Find the {noun} that are on both lists: {first}, and {second}.",
+        "I want the overlap: {noun} present {first} as well as {second}.",
+    ],
+    "join only": [
+        "Which {noun} appear {first} but not {second}?",
+        "Find the {noun} listed {first} that are missing {second}.",
+        "List the {noun} {first}, leaving out every one that also appears {second}.",
+    ],
+    "entity": [
+        "Find every row {description} in which {entity} appears, with the edition in {source}.",
+        "Track {entity} across all editions {description}: one row per appearance, the edition in {source}.",
+        "Where does {entity} show up {description}? Give each appearance as a row (edition in {source}).",
+    ],
+}  # fmt: skip
+
+
+def _intro(rng: random.Random, kind: str, **fields: object) -> str:
+    """One of ``kind``'s bodies filled with ``fields``, after an opener."""
+    body = rng.choice(_BODIES[kind]).format(**fields)
     return _sentence(_opener(rng), body)
+
+
+def query_builder(rng: random.Random, intro: Callable[[list[str]], str]):
+    """A draft's ``query(display, kinds, key_pos)``: ``intro(display)`` and the common parts."""
+
+    def query(display: list[str], kinds: list[str], key_pos: list[int]) -> str:
+        return Q.assemble(rng, intro(display), display, kinds, [display[k] for k in key_pos])
+
+    return query
+
+
+def described_intro(rng: random.Random, noun: str, description: str) -> str:
+    return _intro(rng, "described", noun=noun, description=description)
 
 
 def filtered_intro(rng: random.Random, noun: str, description: str, condition: str, stated: str) -> str:
-    body = rng.choice([
-        f"Among the {noun} {description}, keep only those whose Wikipedia article {stated}, and "
-        f"of those only the ones {condition}.",
-        f"Take the {noun} {description}. I only want the ones {condition}, judged from each one's "
-        f"own Wikipedia article (leave out any whose article does not say).",
-        f"Which of the {noun} {description} qualify as {condition}? Use each one's own article; "
-        f"skip those whose article {stated.replace('states', 'does not state')}.",
-        f"From the {noun} {description}, select those {condition}, checking each one's own page; "
-        f"include only entries whose article {stated}.",
-    ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, "filtered", noun=noun, description=description, condition=condition, stated=stated,
+                  not_stated=stated.replace("states", "does not state"))
 
 
 def wide_intro(rng: random.Random, noun: str, description: str, attr: str, source_col: str) -> str:
-    body = rng.choice([
-        f"Go through all the {noun} {description} and, for each one whose own Wikipedia article "
-        f"gives their {attr}, report it. Say in {Q.quote(source_col)} which edition each row is from.",
-        f"I need a big table: every one of the {noun} {description}, with the {attr} taken from "
-        f"each one's own article (leave out those whose article does not state it); the "
-        f"{Q.quote(source_col)} column tells the edition.",
-        f"Compile the {noun} {description}, each with their {attr} as their own Wikipedia page "
-        f"states it; omit anyone whose page lacks it. Mark the edition in {Q.quote(source_col)}.",
-    ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, "wide", noun=noun, description=description, attr=attr, source=Q.quote(source_col))
 
 
 def count_intro(rng: random.Random, noun: str, description: str, count_col: str) -> str:
-    body = rng.choice([
-        f"Consider every edition {description}. For each of the {noun} that appear in any of them, "
-        f"count in how many of these editions they appear ({Q.quote(count_col)}).",
-        f"Across all editions {description}, tally each of the {noun}: {Q.quote(count_col)} is the "
-        f"number of editions whose list includes them.",
-        f"How many times does each of the {noun} show up {description}? One row per distinct "
-        f"entry, with the number of editions in {Q.quote(count_col)}.",
-    ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, "count", noun=noun, description=description, count=Q.quote(count_col))
 
 
 def top_intro(rng: random.Random, noun: str, description: str, k: int, rank_col: str, source_col: str) -> str:
-    body = rng.choice([
-        f"For each edition {description}, give the top {k} {noun} by {Q.quote(rank_col)}, with the "
-        f"edition in {Q.quote(source_col)}.",
-        f"I only care about the first {k} places. Across the editions {description}, list the "
-        f"{noun} ranked {k} or better in {Q.quote(rank_col)} in each edition (edition in "
-        f"{Q.quote(source_col)}).",
-        f"Pull out, edition by edition {description}, the {noun} whose {Q.quote(rank_col)} is at "
-        f"most {k}; say which edition in {Q.quote(source_col)}.",
-    ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, "top", noun=noun, description=description, k=k, rank=Q.quote(rank_col),
+                  source=Q.quote(source_col))
 
 
 def join_intro(rng: random.Random, noun: str, first: str, second: str, mode: str) -> str:
-    if mode == "both":
-        body = rng.choice([
-            f"Which {noun} appear both {first} and {second}?",
-            f"Find the {noun} that are on both lists: {first}, and {second}.",
-            f"I want the overlap: {noun} present {first} as well as {second}.",
-        ])  # fmt: skip
-    else:
-        body = rng.choice([
-            f"Which {noun} appear {first} but not {second}?",
-            f"Find the {noun} listed {first} that are missing {second}.",
-            f"List the {noun} {first}, leaving out every one that also appears {second}.",
-        ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, f"join {mode}", noun=noun, first=first, second=second)
 
 
 def entity_intro(rng: random.Random, entity: str, description: str, source_col: str) -> str:
-    body = rng.choice([
-        f"Find every row {description} in which {entity} appears, with the edition in "
-        f"{Q.quote(source_col)}.",
-        f"Track {entity} across all editions {description}: one row per appearance, the edition "
-        f"in {Q.quote(source_col)}.",
-        f"Where does {entity} show up {description}? Give each appearance as a row "
-        f"(edition in {Q.quote(source_col)}).",
-    ])  # fmt: skip
-    return _sentence(_opener(rng), body)
+    return _intro(rng, "entity", entity=entity, description=description, source=Q.quote(source_col))
 
 
 def noun_for(header: str, fallback: str = "entries") -> str:

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 
 from wideseek_env.table.schema import Task
 
-DEFAULT_MIX = {0: 0.15, 1: 0.25, 2: 0.2, 3: 0.05, 4: 0.35}
+DEFAULT_MIX = {0: 0.2, 1: 0.25, 2: 0.2, 3: 0.05, 4: 0.3}
 TIER0_SHARE = 0.2
 T0_KINDS = ("transcribe", "enrich", "union")
 
