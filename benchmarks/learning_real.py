@@ -53,6 +53,11 @@ def stage_tasks(args: argparse.Namespace, work: Path) -> None:
     from wideseek_env.tasks import load_tasks, save_tasks
 
     out = work / "tasks"
+    if all((out / f"{split}.jsonl").exists() for split in ("train", "test")):
+        # never replaced: a regenerated default task set (a newer generator) would give the later
+        # stages other train/test tasks than the demos and SFT had
+        print(f"[tasks] keeping {out} (delete it to cut new splits)", file=sys.stderr)
+        return
     out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):
         tasks = [t for t in load_tasks(default_tasks_dir() / f"{split}.jsonl")
@@ -249,17 +254,30 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
             "heldout_loss": [[r["step"], round(r["heldout/loss"], 4)] for r in rows if "heldout/loss" in r],
             "seconds_per_step": round(sum(r.get("time/step_s", 0.0) for r in rows) / max(1, sum("loss" in r for r in rows)), 1),
         }
-    if "sft" in per_task:
-        for v in ("grpo", "control"):
-            if v in per_task:
-                common = sorted(set(per_task[v]) & set(per_task["sft"]))
-                diffs = [100 * (per_task[v][t]["item_f1"] - per_task["sft"][t]["item_f1"]) for t in common]
-                result[v]["item_f1_minus_sft"] = round(sum(diffs) / max(len(diffs), 1), 2)
-                result[v]["item_f1_minus_sft_ci95"] = [round(x, 2) for x in _bootstrap(diffs)]
+    excluded_file = work / "excluded_tasks.json"
+    excluded = json.loads(excluded_file.read_text()) if excluded_file.exists() else {"tasks": [], "reason": ""}
+    if excluded["tasks"]:
+        result["excluded"] = excluded
+    skip = set(excluded["tasks"])
+    result["paired"] = []
+    for v, base in (("grpo", "sft"), ("control", "sft"), ("grpo", "control")):
+        if v in per_task and base in per_task:
+            common = sorted((set(per_task[v]) & set(per_task[base])) - skip)
+            diffs = [100 * (per_task[v][t]["item_f1"] - per_task[base][t]["item_f1"]) for t in common]
+            result["paired"].append({"version": v, "minus": base, "n_tasks": len(common),
+                                     "item_f1_diff": round(sum(diffs) / max(len(diffs), 1), 2),
+                                     "ci95": [round(x, 2) for x in _bootstrap(diffs)]})
+    if skip:
+        for v in per_task:
+            kept = [100 * x["item_f1"] for t, x in per_task[v].items() if t not in skip]
+            result[v]["item_f1_without_excluded"] = round(sum(kept) / max(len(kept), 1), 2)
+            result[v]["item_f1_without_excluded_ci95"] = [round(x, 2) for x in _bootstrap(kept)]
     for v in ("grpo", "control"):
         metrics = work / v / "metrics.jsonl"
         if metrics.exists():  # the curve shows while the version's final evaluation is still to come
             rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            # a resumed run logs the steps after its checkpoint again: the last row of a step wins
+            rows = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
             result.setdefault(v, {})["curve"] = [
                 {k: r.get(k) for k in ("step", "reward/mean", "eval/item_f1", "groups/zero_variance_share",
                                        "groups/reward_std_mean", "entropy", "loss/clip_fraction", "loss/approx_kl",
@@ -292,12 +310,17 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
         lo, hi = r["item_f1_ci95"]
         lines.append(f"| {v} | {r['item_f1']:.1f} ({lo:.1f}-{hi:.1f}) | {r['row_f1']:.1f} | {r['success']:.1f} | "
                      f"{r['answer_parsed']:.1f}% | {r['tool_calls_per_episode']:.1f} | {r['n_tasks']} |")
-    for v in ("grpo", "control"):
-        r = result.get(v, {})
-        if "item_f1_minus_sft" in r:
-            lo, hi = r["item_f1_minus_sft_ci95"]
-            lines.append("")
-            lines.append(f"{v} - sft, paired over tasks: {r['item_f1_minus_sft']:+.1f} item F1 (95% CI {lo:+.1f} to {hi:+.1f}).")
+    if "excluded" in result:
+        ex = result["excluded"]
+        lines += ["", f"Left out of the comparisons below: {len(ex['tasks'])} held-out tasks ({ex['reason']}). "
+                  "Item F1 without them: " + ", ".join(
+                      f"{v} {result[v]['item_f1_without_excluded']:.1f} ({result[v]['item_f1_without_excluded_ci95'][0]:.1f}-"
+                      f"{result[v]['item_f1_without_excluded_ci95'][1]:.1f})"
+                      for v in VERSIONS if "item_f1_without_excluded" in result.get(v, {})) + "."]
+    for d in result.get("paired", []):
+        lo, hi = d["ci95"]
+        lines += ["", f"{d['version']} - {d['minus']}, paired over {d['n_tasks']} tasks: {d['item_f1_diff']:+.1f} item F1 "
+                  f"(95% bootstrap CI {lo:+.1f} to {hi:+.1f})."]
     if "demos" in result:
         d = result["demos"]
         lines += ["", f"Demonstrations (scripted baseline on train tasks, kept at item F1 >= {result['settings']['min_f1']}): "
@@ -441,7 +464,7 @@ def main() -> None:
     timings_file = work / "stage_seconds.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    argv = [a for a in sys.argv[1:] if not a.startswith("--stages") and a != "--report-only"]
+    argv = [a for a in sys.argv[1:] if a != "--report-only"]  # _without_stages drops --stages and its names
     for name in order:
         if args.stages and name not in args.stages:
             continue

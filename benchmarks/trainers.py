@@ -2,13 +2,15 @@
 
     python benchmarks/trainers.py --models tiny smollm2 --steps 3 --out benchmarks/results/trainers.md
 
-For each model, both trainers run the same single-agent setting (``EnvConfig.single_agent()``: search and
+For each model, both trainers run the same single-agent setting (the ``--preset`` env: search and
 access as tools, the item F1 of the final answer as the reward) on the same first ``--tasks`` train tasks
 (by id), with the same group size, per-turn token budget, learning rate, seed and number of steps, in
-float32 on the CPU, each in its own child process (so that peak RSS is the trainer's own):
+the same weight dtype (``--dtype``), gradient checkpointing (``--gradient-checkpointing``) and env preset
+(``--preset``, always in single-agent mode), on the CPU, each in its own child process (so that peak
+RSS is the trainer's own):
 
 - ours: :class:`agents.train.Trainer` with the ``hf`` policy (generation shares the training model),
-  ``preset: single``, ``dynamic_sampling: off`` (TRL has no such skip: both do the whole update even when
+  ``dynamic_sampling: off`` (TRL has no such skip: both do the whole update even when
   every reward is equal), old log-probs from the rollout, one micro-batch of the whole step (as TRL's
   ``per_device_train_batch_size`` = tasks x group);
 - TRL: ``GRPOTrainer(environment_factory=...)`` through :mod:`wideseek_env.integrations.trl_env`, with
@@ -53,6 +55,16 @@ class Work:
     steps: int = 3
     seed: int = 0
     task_file: str = "data/tasks-ottqa/train.jsonl"
+    dtype: str = "float32"  # the weights of both trainers ("bfloat16": pure bf16 on both, no fp32 masters)
+    gradient_checkpointing: bool = False  # on both (TRL's GRPOConfig turns it on by default)
+    preset: str = "single"  # the env preset of both, always in single-agent mode ("compact": short prompts)
+
+
+def env_config(work: Work):
+    """The single-agent env both trainers train in: ``work.preset`` with ``mode=single``."""
+    from wideseek_env.config import EnvConfig
+
+    return EnvConfig.from_preset(work.preset, {"mode": "single", "single_max_turns": work.turns})
 
 
 def task_ids(work: Work) -> list[str]:
@@ -69,8 +81,9 @@ def run_ours(work: Work, out_dir: Path) -> dict:
     from agents.train import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        model=work.model, policy="hf", device="cpu", compute_dtype="none", preset="single",
-        env={"single_max_turns": work.turns}, tasks=work.task_file, task_ids=task_ids(work),
+        model=work.model, policy="hf", device="cpu", param_dtype=work.dtype, compute_dtype="none",
+        gradient_checkpointing=work.gradient_checkpointing, preset=work.preset,
+        env={"mode": "single", "single_max_turns": work.turns}, tasks=work.task_file, task_ids=task_ids(work),
         allow_eval_tasks=True, steps=work.steps, tasks_per_step=work.tasks, group_size=work.group,
         max_tokens=work.max_tokens, temperature=1.0, lr=work.lr, dynamic_sampling="off",
         micro_batch_size=work.tasks * work.group, eval_every=0, save_every=work.steps + 1, keep_checkpoints=1,
@@ -93,11 +106,11 @@ def run_ours(work: Work, out_dir: Path) -> dict:
 
 def run_trl(work: Work, out_dir: Path) -> dict:
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from agents.setup import resolve_model
-    from wideseek_env.config import EnvConfig
     from wideseek_env.integrations.trl_env import (REWARD_FUNCS, REWARD_WEIGHTS, environment_factory,
                                                    prepare_tokenizer, task_dataset)
 
@@ -110,13 +123,14 @@ def run_trl(work: Work, out_dir: Path) -> dict:
         max_tool_calling_iterations=max(1, work.turns - 1), learning_rate=work.lr, temperature=1.0, top_p=1.0,
         epsilon=0.2, epsilon_high=0.28, reward_weights=REWARD_WEIGHTS, logging_steps=1, report_to="none",
         lr_scheduler_type="constant", save_strategy="no", use_cpu=True, bf16=False, seed=work.seed,
-        shuffle_dataset=False,
+        shuffle_dataset=False, gradient_checkpointing=work.gradient_checkpointing,
     )
     trainer = GRPOTrainer(
-        model=AutoModelForCausalLM.from_pretrained(path), processing_class=tokenizer, args=args,
+        model=AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, work.dtype)),
+        processing_class=tokenizer, args=args,
         train_dataset=task_dataset(work.task_file, task_ids=task_ids(work)), reward_funcs=REWARD_FUNCS,
         environment_factory=environment_factory("data/corpus-ottqa", work.task_file,
-                                                EnvConfig.single_agent(single_max_turns=work.turns)),
+                                                env_config(work)),
     )
     setup_s = time.perf_counter() - started
     times: dict[str, list[float]] = {"rollout": [], "step": []}
@@ -186,7 +200,11 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=["tiny", "smollm2"])
     for name, value in asdict(Work()).items():
-        if name != "model":
+        if name == "model":
+            continue
+        if isinstance(value, bool):
+            p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value)
+        else:
             p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
     p.add_argument("--out", default="benchmarks/results/trainers.md")
     p.add_argument("--child", nargs=3, metavar=("TRAINER", "MODEL", "DIR"), help=argparse.SUPPRESS)
@@ -205,8 +223,7 @@ def main() -> None:
             out_dir.mkdir(parents=True)
             loads[f"{model}/{trainer}"] = round(os.getloadavg()[0], 2)
             cmd = [sys.executable, __file__, "--child", trainer, model, str(out_dir)]
-            for k, v in fields.items():
-                cmd += ["--" + k.replace("_", "-"), str(v)]
+            cmd += cli_args(fields)
             subprocess.run(cmd, check=True)
             results[model][trainer] = summary(json.loads((out_dir / "result.json").read_text()))
             print(model, trainer, results[model][trainer], flush=True)
@@ -219,16 +236,26 @@ def main() -> None:
         write_page(out, args, fields, results, loads, has_plot)
 
 
+def cli_args(fields: dict) -> list[str]:
+    out: list[str] = []
+    for k, v in fields.items():
+        flag = "--" + k.replace("_", "-")
+        out += ([flag] if v else ["--no-" + k.replace("_", "-")]) if isinstance(v, bool) else [flag, str(v)]
+    return out
+
+
 def write_page(out: Path, args, fields: dict, results: dict, loads: dict, has_plot: bool) -> None:
     cmd = (f"python benchmarks/trainers.py --models {' '.join(args.models)} "
-           + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in fields.items()) + f" --out {args.out}")
+           + " ".join(cli_args(fields)) + f" --out {args.out}")
     lines = [
         "# Our GRPO trainer beside TRL's GRPOTrainer (single agent, CPU)",
         "",
         f"Command: `{cmd}`",
         "",
         f"Machine: {describe_machine(ram=True)}; both trainers of a model ran one after the other in one run, "
-        "each in its own child process, float32 on the CPU (load average at each start: "
+        f"each in its own child process, {fields['dtype']} weights on both, gradient checkpointing "
+        f"{'on' if fields['gradient_checkpointing'] else 'off'} on both, env preset `{fields['preset']}` in "
+        "single-agent mode on both, on the CPU (load average at each start: "
         + ", ".join(f"{k} {v}" for k, v in loads.items()) + ").",
         "",
         f"Work: the first {fields['tasks']} train tasks by id, group {fields['group']}, "
