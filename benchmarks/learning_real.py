@@ -339,6 +339,9 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
         if result.get(v, {}).get("tool_calls_by_role"):
             lines.append(f"- {v}: " + ", ".join(f"{role} {c['valid']:.2f} valid / {c['invalid']:.2f} invalid"
                                                for role, c in result[v]["tool_calls_by_role"].items()))
+    notes = Path(result["settings"].get("notes") or "")
+    if notes.is_file():
+        lines += ["", notes.read_text().strip()]
     lines += ["", "Stage wall times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in result["stage_seconds"].items()), ""]
     out.write_text("\n".join(lines) + "\n")
 
@@ -353,9 +356,10 @@ def _diagnostics(result: dict[str, Any]) -> list[str]:
         curve = result.get(v, {}).get("curve", [])
         if not curve:
             continue
-        lines += ["", f"{v}: per step (reward = mean episode reward of the step's rollouts; groups without "
-                  "reward variance are dropped; KL k3 old->new is the trainer's approx KL of the update; "
-                  "held-out F1 on the curve sample):", "",
+        lines += ["", f"{v}: per step (reward: mean episode reward of the step's rollouts; groups without "
+                  "reward variance are dropped; clip fraction and approx KL (k3, old -> new) are measured in "
+                  "the step's one update pass, so the approx KL is the gap between the engine's and the "
+                  "trainer's log-probs of the sampled tokens; held-out item F1 on the curve sample):", "",
                   "| step | reward | zero-var groups | group reward std | entropy | clip frac | approx KL | "
                   "grad norm | held-out item F1 | s |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -435,6 +439,7 @@ def main() -> None:
     p.add_argument("--curve-limit", type=int, default=12, help="held-out tasks of the curve evaluations")
     p.add_argument("--eval-limit", type=int, default=50, help="held-out tasks of the four final evaluations")
     p.add_argument("--eval-parallel", type=int, default=8)
+    p.add_argument("--notes", default=None, help="a markdown file appended to the page (what a run's numbers mean)")
     p.add_argument("--stages", nargs="*", default=None, help="run only these stages (default: all, in order)")
     p.add_argument("--report-only", action="store_true", help="run no stage: write the page from what is in --work")
     p.add_argument("--stage", default=None, help=argparse.SUPPRESS)
