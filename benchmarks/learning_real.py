@@ -160,8 +160,10 @@ def stage_kl(args: argparse.Namespace, work: Path) -> None:
 
     from agents.eval.records import read_transcripts
 
-    def load(path: str) -> Any:
-        return AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32).eval()
+    def load(path: str) -> Any:  # a checkpoint keeps its weights in model/; a model name resolves as is
+        weights = Path(path) / "model"
+        return AutoModelForCausalLM.from_pretrained(str(weights if weights.is_dir() else path),
+                                                    torch_dtype=torch.float32).eval()
 
     sft = load(str(sft_checkpoint(work)))
     out: dict[str, Any] = {}
