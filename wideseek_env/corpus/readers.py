@@ -116,7 +116,7 @@ def render_table(header: list[str], rows: list[list[str]]) -> str:
     """A markdown table (header row, ``---`` separator, one line per row) of clean cells.
 
     Markdown because LLMs read it well and BM25 ignores the pipes; one line per row so that passage
-    splitting can cut between rows and repeat the header (see ``build.split_passages``).
+    splitting can cut between rows and repeat the header (see ``passages.split_passages``).
     """
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
