@@ -25,6 +25,7 @@ from wideseek_env.tools.subagent import (
     SUBAGENT_TOOL_NAMES,
     SubagentRequest,
     SubagentTool,
+    limit_to_budget,
     parse_subagent_arguments,
 )
 
@@ -215,3 +216,14 @@ def test_subagent_arguments():
         assert isinstance(out, str) and out.startswith("Error:")
     assert "create_sub_agents" in SUBAGENT_TOOL_NAMES and "call_subagent" in SUBAGENT_TOOL_NAMES
     assert SubagentTool().call_many([{}, {}])[0].startswith("Error:")
+
+
+def test_a_subagent_request_is_cut_to_what_its_message_may_still_start():
+    req = SubagentRequest(("a", "b", "c"), ("kept note",))
+    assert limit_to_budget(req, 3, 10) is req
+    cut = limit_to_budget(req, 2, 10)
+    assert cut.prompts == ("a", "b") and cut.notes[0] == "kept note"
+    assert "At most 10 subagents run per message" in cut.notes[1] and "last 1 subtask(s)" in cut.notes[1]
+    none_left = limit_to_budget(req, 0, 10)
+    assert none_left.startswith("Error:") and "this call was not run" in none_left
+    assert limit_to_budget("Error: bad arguments", 5, 10) == "Error: bad arguments"

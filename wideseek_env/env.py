@@ -63,6 +63,17 @@ Batching hook
         out, i = [], 0
         for env, rs in zip(envs, reqs):
             out.append(env.step_apply(flat[i:i + len(rs)])); i += len(rs)
+
+Where things live
+    The episode records, :func:`default_reward` and the final metrics are in
+    :mod:`wideseek_env.episode_record`; ``ToolRequest`` and :func:`execute_tool_requests` in
+    :mod:`wideseek_env.tools.requests` (all re-exported here, so ``from wideseek_env.env import ...``
+    keeps working); the per-agent state in ``wideseek_env._agent_state`` and what the constructor
+    builds (tasks, role tools) in ``wideseek_env._env_setup``. :class:`WideSeekEnv` stays one class
+    of about 600 lines on purpose: its step machinery (collect, apply, spawn, group completion,
+    failure propagation, emit) reads and writes one per-episode state (agents, groups, pending
+    outcomes, transcript), and splitting it into mixins would spread that state over classes that
+    cannot be used or tested alone.
 """
 
 from __future__ import annotations
@@ -70,11 +81,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import warnings
-from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
@@ -82,7 +89,30 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from wideseek_env import prompts
+from wideseek_env._agent_state import (
+    AgentState,
+    Group,
+    Outcome,
+    Slot,
+    clean_text,
+    coerce_action,
+    short_text,
+)
+from wideseek_env._env_setup import build_role_tools, load_env_tasks
 from wideseek_env.config import EnvConfig
+from wideseek_env.episode_record import (  # re-exported: these names were defined here before
+    LEAD,
+    ROLE_LEAD,
+    ROLE_SINGLE,
+    ROLE_SUB,
+    SINGLE,
+    AgentRecord,
+    EpisodeRecord,
+    RewardFn,
+    answer_parsed,
+    default_reward,
+    episode_metrics,
+)
 from wideseek_env.errors import UnknownTaskError, WideseekError
 from wideseek_env.spaces import UnicodeText, text_dict_space
 from wideseek_env.tools.base import Tool, error_text, openai_schema
@@ -93,9 +123,11 @@ from wideseek_env.tools.parsing import (
     final_answer_text,
     render_messages,
 )
+from wideseek_env.tools.requests import ToolRequest, execute_tool_requests  # re-exported
 from wideseek_env.tools.subagent import (
     SUBAGENT_TOOL_NAMES,
     SubagentRequest,
+    limit_to_budget,
     parse_subagent_arguments,
 )
 
@@ -106,15 +138,11 @@ __all__ = [
     "ToolRequest",
     "execute_tool_requests",
     "default_reward",
+    "answer_parsed",
     "approx_token_count",
 ]
 
-LEAD = "lead"
-SINGLE = "agent"
-ROLE_LEAD, ROLE_SUB, ROLE_SINGLE = "lead", "subagent", "agent"
-
 TokenCounter = Callable[[str], int]
-RewardFn = Callable[[Any, str, "EpisodeRecord"], float]
 
 
 def approx_token_count(text: str) -> int:
@@ -125,213 +153,6 @@ def approx_token_count(text: str) -> int:
         return 0
     n = len(text) if text.isascii() else len(text.encode("utf-8", "replace"))
     return (n + 3) // 4
-
-
-def _clean(text: str) -> str:
-    """Replace lone surrogates (which JSON-decoded agent strings may hold) so every text is UTF-8."""
-    if text.isascii():
-        return text
-    try:
-        text.encode("utf-8")
-        return text
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _coerce_action(action: Any) -> str:
-    if action is None:
-        return ""
-    if isinstance(action, str):
-        return action
-    if isinstance(action, (bytes, bytearray)):
-        return bytes(action).decode("utf-8", "replace")
-    if isinstance(action, np.ndarray) and action.shape == ():
-        return _coerce_action(action.item())
-    try:
-        return str(action)
-    except Exception:  # noqa: BLE001 - a hostile __str__
-        return ""
-
-
-# ----------------------------------------------------------------------------------------------
-# Tool execution (the batching hook)
-
-
-@dataclass(frozen=True)
-class ToolRequest:
-    """One tool call to run: which agent asked, its call id, the tool and the decoded arguments."""
-
-    agent: str
-    call_id: str
-    name: str
-    arguments: Any
-    tool: Tool = field(compare=False, repr=False)
-
-
-def execute_tool_requests(requests: Sequence[ToolRequest]) -> list[str]:
-    """Run requests with one ``call_many`` per distinct tool object (order of first use) and return
-    the results aligned with ``requests``. Never raises: a tool that raises or returns the wrong
-    number of results gives error texts."""
-    results: list[str] = [""] * len(requests)
-    groups: dict[int, list[int]] = {}
-    for i, req in enumerate(requests):
-        groups.setdefault(id(req.tool), []).append(i)
-    for idxs in groups.values():
-        tool = requests[idxs[0]].tool
-        name = getattr(tool, "name", "tool")
-        try:
-            out = list(tool.call_many([requests[i].arguments for i in idxs]))
-            if len(out) != len(idxs):
-                raise RuntimeError(f"returned {len(out)} results for {len(idxs)} calls")
-        except Exception as exc:  # noqa: BLE001 - a tool must never take the env down
-            out = [error_text(f"the {name} tool failed ({type(exc).__name__}: {exc})")] * len(idxs)
-        for i, text in zip(idxs, out):
-            results[i] = text if isinstance(text, str) else str(text)
-    return results
-
-
-# ----------------------------------------------------------------------------------------------
-# Episode records and the default reward
-
-
-@dataclass
-class AgentRecord:
-    """What one agent did in an episode (part of :class:`EpisodeRecord`)."""
-
-    id: str
-    role: str
-    parent: str | None
-    depth: int
-    subtask: str | None
-    turns: int = 0
-    tool_calls: Counter = field(default_factory=Counter)
-    invalid_calls: int = 0
-    failed: bool = False
-    failure: str | None = None  # "turns" | "context"
-    report: str | None = None
-    max_turn_tokens: int = 0
-    context_tokens: int = 0
-
-
-@dataclass
-class EpisodeRecord:
-    """Everything a reward function may look at besides the task and the answer."""
-
-    task_id: str
-    answer: str
-    truncated: bool
-    agents: dict[str, AgentRecord]
-    config: EnvConfig
-    score: Any = None  # evaluation.TableScore of the answer (None if scoring failed)
-    scoring_error: str | None = None
-
-    @property
-    def subagents(self) -> list[AgentRecord]:
-        return [a for a in self.agents.values() if a.role == ROLE_SUB]
-
-    @property
-    def longest_turn_tokens(self) -> int:
-        return max((a.max_turn_tokens for a in self.agents.values()), default=0)
-
-    @property
-    def access_used(self) -> bool:
-        """Whether any worker (a subagent, or the single agent) called ``access``."""
-        return any(a.tool_calls.get("access", 0) > 0 for a in self.agents.values() if a.role != ROLE_LEAD)
-
-
-def answer_parsed(task: Any, answer: str) -> bool:
-    """Whether the answer has the expected form: a markdown table (table tasks) or ``\\boxed{}`` (QA)."""
-    if not answer:
-        return False
-    if getattr(task, "kind", "table") == "qa":
-        return "\\boxed{" in answer
-    from wideseek_env.table.markdown import extract_table
-
-    try:
-        return extract_table(answer) is not None
-    except Exception:  # noqa: BLE001
-        return False
-
-
-def default_reward(task: Any, answer: str, record: EpisodeRecord) -> float:
-    """Item F1 of the answer; with ``config.reward_shaping``, RLinf's shaped reward:
-    ``F1 + 0.1 (format) + 0.05 (a worker used access) - 0.1 * clip((longest turn tokens - 3000) / 2000,
-    0, 1)`` when the answer parsed, else 0 (weights from ``EnvConfig``)."""
-    f1 = float(getattr(record.score, "item_f1", 0.0) or 0.0) if record.score is not None else 0.0
-    cfg = record.config
-    if not cfg.reward_shaping:
-        return f1
-    if record.truncated or not answer_parsed(task, answer):
-        return 0.0
-    excess = (record.longest_turn_tokens - cfg.length_penalty_start) / cfg.length_penalty_range
-    return (
-        f1
-        + cfg.format_bonus
-        + (cfg.access_bonus if record.access_used else 0.0)
-        - cfg.length_penalty * min(1.0, max(0.0, excess))
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Internal per-agent state
-
-
-@dataclass
-class _Slot:
-    """One result position of an agent's current tool-call message."""
-
-    call_id: str
-    name: str
-    text: str | None = None  # None until known (tool result or subagent reports)
-
-
-@dataclass
-class _Group:
-    """The subagents started by one ``call_subagent`` call."""
-
-    caller: str
-    slot: int
-    children: list[str]
-    prompts: list[str]
-    notes: list[str]
-    results: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class _Agent:
-    id: str
-    role: str
-    parent: str | None
-    depth: int
-    max_turns: int
-    tools: dict[str, Tool]
-    schemas: list[dict[str, Any]]
-    can_delegate: bool
-    subtask: str | None = None
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    new: list[dict[str, Any]] = field(default_factory=list)
-    tokens: int = 0
-    turn: int = 0
-    status: str = "acting"  # acting | waiting | done | failed
-    slots: list[_Slot] = field(default_factory=list)
-    open_groups: int = 0
-    group: _Group | None = None  # the call_subagent group this subagent belongs to
-    record: AgentRecord | None = None
-
-
-@dataclass
-class _Outcome:
-    """What an acting agent's action amounts to (decided in collect, applied in apply)."""
-
-    agent: str
-    kind: str  # "final" | "tools" | "fail"
-    answer: str = ""
-    failure: str | None = None
-    requests: list[tuple[int, int]] = field(default_factory=list)  # (slot index, request index)
-    spawns: list[tuple[int, SubagentRequest | str]] = field(default_factory=list)  # (slot, request)
-
-
-# ----------------------------------------------------------------------------------------------
 
 
 class WideSeekEnv(ParallelEnv):
@@ -384,7 +205,7 @@ class WideSeekEnv(ParallelEnv):
             cfg.max_tool_calls_per_message, first_only=cfg.first_tool_call_only
         )
 
-        self._tasks = self._load_tasks(tasks)
+        self._tasks = load_env_tasks(tasks)
         if task_ids is not None:
             ids = list(task_ids)
             for tid in ids:
@@ -395,9 +216,7 @@ class WideSeekEnv(ParallelEnv):
         if not self._sample_ids:
             raise WideseekError("the task set is empty: give a task file with at least one task")
 
-        self._owns_retriever = False
-        self.retriever = None
-        self._role_tools = self._build_tools(corpus, tools, summarizer)
+        self._role_tools, self.retriever, self._owns_retriever = build_role_tools(cfg, corpus, tools, summarizer)
         from wideseek_env.tools.defaults import subagent_tool
 
         self._subagent_tool = subagent_tool(cfg)
@@ -413,9 +232,9 @@ class WideSeekEnv(ParallelEnv):
         self._schemas_cache: dict[tuple[str, bool], str] = {}
         self._np_random: np.random.Generator | None = None
         self._np_random_seed: int | None = None
-        self._state: dict[str, _Agent] = {}
-        self._groups: list[_Group] = []
-        self._pending: tuple[list[_Outcome], list[ToolRequest]] | None = None
+        self._state: dict[str, AgentState] = {}
+        self._groups: list[Group] = []
+        self._pending: tuple[list[Outcome], list[ToolRequest]] | None = None
         self._transcript: list[str] = []
         self._rendered = 0
         self._done = True
@@ -427,25 +246,6 @@ class WideSeekEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ construction helpers
 
-    @staticmethod
-    def _load_tasks(tasks: Any) -> list[Any]:
-        if tasks is None:
-            from wideseek_env.paths import default_tasks_dir
-
-            path = default_tasks_dir() / "test.jsonl"
-            if not path.exists():
-                raise WideseekError(
-                    f"no tasks given and the default task set {path} does not exist: pass tasks=FILE "
-                    "(a task JSONL, e.g. shared/data/widesearch/widesearch.jsonl) or generate the "
-                    "default set with `wideseek tasks generate`"
-                )
-            tasks = path
-        if isinstance(tasks, (str, os.PathLike)):
-            from wideseek_env.tasks import load_tasks
-
-            return list(load_tasks(Path(tasks)))
-        return list(tasks)
-
     def _get_task(self, task_id: str) -> Any:
         if not hasattr(self, "_task_index"):
             self._task_index = {t.id: t for t in self._tasks}
@@ -455,44 +255,6 @@ class WideSeekEnv(ParallelEnv):
             raise UnknownTaskError(
                 f"unknown task id {task_id!r}: not among the {len(self._task_index)} tasks of this env"
             ) from None
-
-    def _build_tools(self, corpus: Any, tools: Any, summarizer: Any) -> dict[str, dict[str, Tool]]:
-        cfg = self.config
-        worker = ROLE_SINGLE if cfg.mode == "single" else ROLE_SUB
-        if isinstance(tools, Mapping):
-            role_lists = {role: list(tools.get(role, ())) for role in (ROLE_LEAD, ROLE_SUB, ROLE_SINGLE)}
-        else:
-            if tools is None:
-                tools = self._default_tools(corpus, summarizer)
-            role_lists = {ROLE_LEAD: [], ROLE_SUB: [], ROLE_SINGLE: []}
-            role_lists[worker] = list(tools)
-        out: dict[str, dict[str, Tool]] = {}
-        for role, lst in role_lists.items():
-            named: dict[str, Tool] = {}
-            for tool in lst:
-                if tool.name in SUBAGENT_TOOL_NAMES:
-                    continue  # added by the env where allowed
-                if tool.name in named:
-                    raise WideseekError(f"two tools named {tool.name!r} for role {role!r}")
-                named[tool.name] = tool
-            out[role] = named
-        return out
-
-    def _default_tools(self, corpus: Any, summarizer: Any) -> list[Tool]:
-        from wideseek_env.tools.defaults import default_tools
-
-        if corpus is None:
-            from wideseek_env.paths import default_corpus_dir
-
-            corpus = default_corpus_dir()
-        if isinstance(corpus, (str, os.PathLike)):
-            from wideseek_env.corpus.local import LocalRetriever
-
-            self.retriever = LocalRetriever(Path(corpus))
-            self._owns_retriever = True
-        else:
-            self.retriever = corpus
-        return default_tools(self.retriever, self.config, summarizer)
 
     # ------------------------------------------------------------------ spaces
 
@@ -560,9 +322,9 @@ class WideSeekEnv(ParallelEnv):
         self._next_sub = 0
         self._done = False
         self._end = None
-        self._transcript = [f"=== task {task.id} ===", _clean(str(task.query))]
+        self._transcript = [f"=== task {task.id} ===", clean_text(str(task.query))]
         self._rendered = 0
-        self._query = self._cap_query(_clean(str(task.query)))
+        self._query = self._cap_query(clean_text(str(task.query)))
 
         root_role = ROLE_SINGLE if self.config.mode == "single" else ROLE_LEAD
         root = self._spawn(root_role, parent=None, depth=0, subtask=None)
@@ -587,7 +349,7 @@ class WideSeekEnv(ParallelEnv):
                 hi = mid - 1
         return query[:lo]
 
-    def _spawn(self, role: str, parent: str | None, depth: int, subtask: str | None) -> _Agent:
+    def _spawn(self, role: str, parent: str | None, depth: int, subtask: str | None) -> AgentState:
         cfg = self.config
         if role == ROLE_SUB:
             agent_id = f"sub_{self._next_sub}"
@@ -606,7 +368,7 @@ class WideSeekEnv(ParallelEnv):
         max_turns = cfg.max_turns(role)
         if cfg.turn_hint:
             user = f"{user}\n\n{prompts.turn_hint(1, max_turns)}"
-        st = _Agent(
+        st = AgentState(
             id=agent_id,
             role=role,
             parent=parent,
@@ -624,7 +386,7 @@ class WideSeekEnv(ParallelEnv):
         self._add_message(st, {"role": "user", "content": user})
         return st
 
-    def _add_message(self, st: _Agent, msg: dict[str, Any], *, new: bool = True) -> None:
+    def _add_message(self, st: AgentState, msg: dict[str, Any], *, new: bool = True) -> None:
         st.messages.append(msg)
         if new:
             st.new.append(msg)
@@ -641,7 +403,7 @@ class WideSeekEnv(ParallelEnv):
         """Phase 1: read the actions of acting agents, parse them, return the tool calls to run."""
         if self._pending is not None:
             raise RuntimeError("step_collect called twice without step_apply in between")
-        outcomes: list[_Outcome] = []
+        outcomes: list[Outcome] = []
         requests: list[ToolRequest] = []
         if not self._done:
             actions = actions if isinstance(actions, Mapping) else {}
@@ -653,9 +415,9 @@ class WideSeekEnv(ParallelEnv):
         self._pending = (outcomes, requests)
         return list(requests)
 
-    def _collect_one(self, st: _Agent, action: Any, requests: list[ToolRequest]) -> _Outcome:
+    def _collect_one(self, st: AgentState, action: Any, requests: list[ToolRequest]) -> Outcome:
         cfg = self.config
-        text = _clean(_coerce_action(action))
+        text = clean_text(coerce_action(action))
         if len(text) > cfg.max_action_chars:
             text = text[: cfg.max_action_chars]
         st.turn += 1
@@ -679,8 +441,8 @@ class WideSeekEnv(ParallelEnv):
             self._add_message(st, msg, new=False)
             st.tokens += turn_tokens - self.token_counter(answer)  # count what was generated
             if st.tokens > cfg.context_tokens:
-                return _Outcome(st.id, "fail", failure="context")
-            return _Outcome(st.id, "final", answer=answer)
+                return Outcome(st.id, "fail", failure="context")
+            return Outcome(st.id, "final", answer=answer)
 
         msg = {"role": "assistant", "content": parsed.content}
         if parsed.reasoning:
@@ -690,38 +452,23 @@ class WideSeekEnv(ParallelEnv):
         self._add_message(st, msg, new=False)
         st.tokens += turn_tokens - self.token_counter(parsed.content)
         if st.tokens > cfg.context_tokens:
-            return _Outcome(st.id, "fail", failure="context")
+            return Outcome(st.id, "fail", failure="context")
         if st.turn >= st.max_turns:
-            return _Outcome(st.id, "fail", failure="turns")
+            return Outcome(st.id, "fail", failure="turns")
         for c in parsed.tool_calls:
             rec.tool_calls[c.name] += 1
 
-        out = _Outcome(st.id, "tools")
+        out = Outcome(st.id, "tools")
         st.slots = []
         budget = cfg.max_subagents_per_call
         for call in parsed.tool_calls:
             slot = len(st.slots)
-            st.slots.append(_Slot(call.id, call.name))
+            st.slots.append(Slot(call.id, call.name))
             if call.name in SUBAGENT_TOOL_NAMES and st.can_delegate:
                 req = parse_subagent_arguments(call.arguments, cfg.max_subagents_per_call)
+                req = limit_to_budget(req, budget, cfg.max_subagents_per_call)
                 if isinstance(req, SubagentRequest):
-                    if budget <= 0:
-                        req = error_text(
-                            f"at most {cfg.max_subagents_per_call} subagents can be started per "
-                            "message; this call was not run"
-                        )
-                    elif len(req.prompts) > budget:
-                        dropped = len(req.prompts) - budget
-                        req = SubagentRequest(
-                            req.prompts[:budget],
-                            req.notes
-                            + (
-                                f"At most {cfg.max_subagents_per_call} subagents run per message: "
-                                f"the last {dropped} subtask(s) of this call were dropped.",
-                            ),
-                        )
-                    if isinstance(req, SubagentRequest):
-                        budget -= len(req.prompts)
+                    budget -= len(req.prompts)
                 out.spawns.append((slot, req))
             elif call.name in st.tools:
                 out.requests.append((slot, len(requests)))
@@ -729,10 +476,10 @@ class WideSeekEnv(ParallelEnv):
             else:
                 st.slots[slot].text = error_text(self._unknown_tool_text(st, call.name))
         for k, err in enumerate(parsed.errors):
-            st.slots.append(_Slot(f"{st.id}_t{st.turn}_err{k}", "error", error_text(err)))
+            st.slots.append(Slot(f"{st.id}_t{st.turn}_err{k}", "error", error_text(err)))
         if parsed.dropped_calls:
             st.slots.append(
-                _Slot(
+                Slot(
                     f"{st.id}_t{st.turn}_err{len(parsed.errors)}",
                     "error",
                     error_text(
@@ -743,7 +490,7 @@ class WideSeekEnv(ParallelEnv):
             )
         return out
 
-    def _unknown_tool_text(self, st: _Agent, name: str) -> str:
+    def _unknown_tool_text(self, st: AgentState, name: str) -> str:
         names = list(st.tools) + ([self._subagent_tool.name] if st.can_delegate else [])
         have = ", ".join(names) if names else "none"
         if name in SUBAGENT_TOOL_NAMES:
@@ -774,10 +521,10 @@ class WideSeekEnv(ParallelEnv):
                 self._fail(st, oc.failure)
             else:
                 for slot, ridx in oc.requests:
-                    st.slots[slot].text = _clean(results[ridx])
+                    st.slots[slot].text = clean_text(results[ridx])
                     self._log_tool(st, st.slots[slot].name, st.slots[slot].text)
                 st.status = "waiting"
-                children: list[_Agent] = []
+                children: list[AgentState] = []
                 for slot, req in oc.spawns:
                     children += self._start_group(st, slot, req)
                 if st.open_groups == 0:
@@ -791,13 +538,13 @@ class WideSeekEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ scheduling internals
 
-    def _start_group(self, caller: _Agent, slot: int, req: SubagentRequest | str) -> list[_Agent]:
+    def _start_group(self, caller: AgentState, slot: int, req: SubagentRequest | str) -> list[AgentState]:
         if isinstance(req, str):
             caller.slots[slot].text = req
             self._log_tool(caller, "call_subagent", req)
             return []
         available = len(self.possible_agents) - 1 - self._next_sub
-        prompts_ = [_clean(p) for p in req.prompts]
+        prompts_ = [clean_text(p) for p in req.prompts]
         notes = list(req.notes)
         if available <= 0:
             text = error_text(
@@ -813,7 +560,7 @@ class WideSeekEnv(ParallelEnv):
                 f"{len(self.possible_agents) - 1} subagents of this episode is used up."
             )
             prompts_ = prompts_[:available]
-        group = _Group(caller.id, slot, [], prompts_, notes)
+        group = Group(caller.id, slot, [], prompts_, notes)
         self._groups.append(group)
         caller.open_groups += 1
         children = []
@@ -823,10 +570,10 @@ class WideSeekEnv(ParallelEnv):
             group.children.append(child.id)
             self.agents.append(child.id)
             children.append(child)
-            self._transcript.append(f"[{caller.id} -> {child.id}] spawned: {_short(p)}")
+            self._transcript.append(f"[{caller.id} -> {child.id}] spawned: {short_text(p)}")
         return children
 
-    def _finish_sub(self, st: _Agent, report: str, failed: str | None) -> None:
+    def _finish_sub(self, st: AgentState, report: str, failed: str | None) -> None:
         st.status = "failed" if failed else "done"
         st.record.failed = bool(failed)
         st.record.failure = failed
@@ -845,7 +592,7 @@ class WideSeekEnv(ParallelEnv):
             if caller.open_groups == 0:
                 self._deliver(caller)
 
-    def _fail(self, st: _Agent, reason: str | None) -> None:
+    def _fail(self, st: AgentState, reason: str | None) -> None:
         """A subagent returns the failure text to its caller; the root agent truncates the episode."""
         st.record.failed = True
         st.record.failure = reason
@@ -856,7 +603,7 @@ class WideSeekEnv(ParallelEnv):
         st.status = "failed"
         self._end = ("", True)
 
-    def _deliver(self, st: _Agent) -> None:
+    def _deliver(self, st: AgentState) -> None:
         """All results of the agent's message are known: append them as tool messages; it acts next."""
         msgs = []
         for s in st.slots:
@@ -873,7 +620,7 @@ class WideSeekEnv(ParallelEnv):
 
     # ------------------------------------------------------------------ outputs
 
-    def _observation(self, st: _Agent) -> dict[str, str]:
+    def _observation(self, st: AgentState) -> dict[str, str]:
         if st.status != "acting" or not st.new:
             return {"text": ""}
         has_system = any(m.get("role") == "system" for m in st.new)
@@ -884,7 +631,7 @@ class WideSeekEnv(ParallelEnv):
             text = text[: limit - len(marker)] + marker
         return {"text": text}
 
-    def _limits(self, st: _Agent) -> dict[str, Any]:
+    def _limits(self, st: AgentState) -> dict[str, Any]:
         key = (st.role, st.can_delegate)
         lim = self._limits_cache.get(key)
         if lim is None:
@@ -899,7 +646,7 @@ class WideSeekEnv(ParallelEnv):
             self._limits_cache[key] = lim
         return lim
 
-    def _info(self, st: _Agent) -> dict[str, Any]:
+    def _info(self, st: AgentState) -> dict[str, Any]:
         acting = st.status == "acting" and not self._done
         return {
             "acting": acting,
@@ -915,7 +662,7 @@ class WideSeekEnv(ParallelEnv):
             "limits": dict(self._limits(st)),
         }
 
-    def _schemas_json(self, st: _Agent) -> str:
+    def _schemas_json(self, st: AgentState) -> str:
         key = (st.role, st.can_delegate)
         text = self._schemas_cache.get(key)
         if text is None:
@@ -982,49 +729,18 @@ class WideSeekEnv(ParallelEnv):
         if not math.isfinite(reward):
             reward = 0.0
         self._transcript.append(f"=== episode {'truncated' if truncated else 'done'}: reward {reward:.4f} ===")
-        metrics = self._metrics(record, reward)
+        metrics = episode_metrics(task, record, reward)
         self.last_metrics = metrics
         self.last_record = record
         return reward, metrics
 
-    def _metrics(self, record: EpisodeRecord, reward: float) -> dict[str, Any]:
-        score = record.score
-        names = ("item_precision", "item_recall", "item_f1", "row_precision", "row_recall", "row_f1")
-        m: dict[str, Any] = {n: float(getattr(score, n, 0.0) or 0.0) for n in names}
-        m["success"] = float(getattr(score, "success", 0.0) or 0.0)
-        tool_calls: Counter = Counter()
-        for r in record.agents.values():
-            tool_calls.update(r.tool_calls)
-        subs = record.subagents
-        root = record.agents.get(LEAD) or record.agents.get(SINGLE)
-        m.update(
-            reward=reward,
-            truncated=record.truncated,
-            answer=record.answer,
-            answer_parsed=answer_parsed(self.task, record.answer),
-            task_id=record.task_id,
-            lead_turns=root.turns if root else 0,
-            total_turns=sum(r.turns for r in record.agents.values()),
-            tool_calls=dict(sorted(tool_calls.items())),
-            invalid_calls=sum(r.invalid_calls for r in record.agents.values()),
-            subagents_spawned=len(subs),
-            subagent_failures=sum(1 for r in subs if r.failed),
-            subagent_failures_turns=sum(1 for r in subs if r.failure == "turns"),
-            subagent_failures_context=sum(1 for r in subs if r.failure == "context"),
-            max_depth_reached=max((r.depth for r in record.agents.values()), default=0),
-            longest_turn_tokens=record.longest_turn_tokens,
-            failure=root.failure if root else None,
-            scoring_error=record.scoring_error,
-        )
-        return m
-
     # ------------------------------------------------------------------ render / close
 
-    def _log(self, st: _Agent, kind: str, text: str) -> None:
-        self._transcript.append(f"[{st.id} turn {st.turn}] {_short(text)}")
+    def _log(self, st: AgentState, kind: str, text: str) -> None:
+        self._transcript.append(f"[{st.id} turn {st.turn}] {short_text(text)}")
 
-    def _log_tool(self, st: _Agent, name: str, text: str) -> None:
-        self._transcript.append(f"[{st.id} <- {name}] {_short(text)}")
+    def _log_tool(self, st: AgentState, name: str, text: str) -> None:
+        self._transcript.append(f"[{st.id} <- {name}] {short_text(text)}")
 
     def transcript(self) -> str:
         """The whole readable transcript of the current episode."""
@@ -1054,9 +770,3 @@ class WideSeekEnv(ParallelEnv):
     def __str__(self) -> str:
         return "wideseek_v0"
 
-
-def _short(text: str, limit: int = 600) -> str:
-    text = text.strip()
-    if len(text) > limit:
-        return text[:limit] + f" ... [{len(text) - limit} more chars]"
-    return text

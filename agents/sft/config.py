@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from wideseek_env.errors import WideseekError, require
+from agents.config_file import coerce_float_fields, construct, read_yaml_config
+from wideseek_env.errors import WideseekError
 
 __all__ = ["SFTConfig", "SFTConfigError"]
 
@@ -72,33 +72,12 @@ class SFTConfig:
             data["demos"] = [data["demos"]]
         if data.get("betas") is not None:
             data["betas"] = tuple(float(b) for b in data["betas"])
-        for f in dataclasses.fields(cls):  # YAML reads "1e-4" as a string
-            v = data.get(f.name)
-            if str(f.type).startswith("float") and isinstance(v, (str, int)) and not isinstance(v, bool):
-                try:
-                    data[f.name] = float(v)
-                except ValueError:
-                    raise SFTConfigError(f"SFTConfig.{f.name} must be a number, got {v!r}") from None
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise SFTConfigError(str(exc)) from None
+        coerce_float_fields(cls, data, SFTConfigError)
+        return construct(cls, data, SFTConfigError)
 
     @classmethod
     def from_yaml(cls, path: str, overrides: Sequence[str] = ()) -> "SFTConfig":
-        yaml = require("yaml", "train")
-        p = Path(path)
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except OSError as exc:
-            raise SFTConfigError(f"{p}: cannot read the SFT config: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise SFTConfigError(f"{p}: invalid YAML: {exc}") from None
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise SFTConfigError(f"override {item!r} must look like key=value")
-            data[key.strip()] = yaml.safe_load(value)
+        data = read_yaml_config(path, overrides, SFTConfigError, "SFT config")
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:

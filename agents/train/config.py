@@ -17,10 +17,10 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from wideseek_env.errors import WideseekError, require
+from agents.config_file import coerce_float_fields, construct, read_yaml_config
+from wideseek_env.errors import WideseekError
 
 __all__ = ["TrainConfig", "TrainConfigError", "AGGREGATION_NAMES"]
 
@@ -170,49 +170,15 @@ class TrainConfig:
         # YAML 1.1 reads an unquoted `off` as False (`--set dynamic_sampling=off`, `dynamic_sampling: off`)
         if data.get("dynamic_sampling") is False:
             data["dynamic_sampling"] = "off"
-        # YAML 1.1 reads "1e-6" (no dot) as a string: numbers are coerced for float fields
-        for f in dataclasses.fields(cls):
-            v = data.get(f.name)
-            if str(f.type).startswith("float") and isinstance(v, (str, int)) and not isinstance(v, bool):
-                try:
-                    data[f.name] = float(v)
-                except (ValueError, OverflowError):
-                    raise TrainConfigError(f"TrainConfig.{f.name} must be a number, got {v!r}") from None
-            if str(f.type).startswith("float") and isinstance(data.get(f.name), float) \
-                    and not math.isfinite(data[f.name]):
-                raise TrainConfigError(f"TrainConfig.{f.name} must be a finite number, got {v!r}")
-        try:
-            return cls(**data)
-        except TypeError as exc:
-            raise TrainConfigError(str(exc)) from None
+        coerce_float_fields(cls, data, TrainConfigError)
+        return construct(cls, data, TrainConfigError)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, overrides: Sequence[str] = (),
                   env_overrides: Sequence[str] = ()) -> "TrainConfig":
         """Load a YAML file; ``overrides`` are ``key=value`` strings (values parsed as YAML);
         ``env_overrides`` are ``KEY=VALUE`` env settings merged into ``env`` (``--env``)."""
-        yaml = require("yaml", "train")
-        p = Path(path)
-        try:
-            text = p.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise TrainConfigError(f"{p}: cannot read the training config: {exc.strerror or exc}") from None
-        except UnicodeDecodeError as exc:
-            raise TrainConfigError(f"{p}: the training config is not UTF-8 text ({exc.reason})") from None
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise TrainConfigError(f"{p}: invalid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise TrainConfigError(f"{p}: the training config must be a YAML mapping")
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            if not sep:
-                raise TrainConfigError(f"override {item!r} must look like key=value")
-            try:
-                data[key.strip()] = yaml.safe_load(value)
-            except yaml.YAMLError as exc:
-                raise TrainConfigError(f"override {item!r}: invalid YAML value: {exc}") from None
+        data = read_yaml_config(path, overrides, TrainConfigError, "training config")
         if env_overrides:
             from agents.setup import SetupError, parse_env_overrides
 

@@ -17,187 +17,58 @@ or damaged compressed stream raise ``CorpusFormatError`` with one message, ``"<f
 <what>"``. Rows with empty text are skipped. Files may be plain or compressed (``.xz``, ``.gz``,
 ``.bz2``). A lone UTF-16 surrogate in a JSON string (``"\\ud800"``, which JSON allows but is not
 text: SQLite and Tantivy refuse it) becomes U+FFFD, the replacement character.
+
+The record types are defined in ``corpus.types`` and the file reading that all formats share
+(decompression, numbered lines, JSON objects, field checks, the error format) in
+``corpus.sourceio``; this module holds one section per format and the ``READERS`` registry, and
+re-exports ``StoredPage``, ``Passage``, ``Record`` and ``COMPRESSED_SUFFIXES``.
 """
 
 from __future__ import annotations
 
-import bz2
 import csv
-import gzip
-import json
-import lzma
-import re
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable, Iterator, Union
+from typing import Callable, Iterator
 
+from wideseek_env.corpus.sourceio import (
+    COMPRESSED_SUFFIXES,
+    existing_path,
+    files_in,
+    format_error,
+    json_objects,
+    numbered_lines,
+    optional_str,
+    required_field,
+    strip_compression,
+    title_of,
+    utf8_problem,
+    wiki_url,
+)
 from wideseek_env.corpus.text import detokenize
-from wideseek_env.corpus.types import Page, Table
-from wideseek_env.corpus.urls import WIKI_PREFIX, NotWikipediaURL, canonical_url, title_to_url
+from wideseek_env.corpus.types import Page, Passage, Record, StoredPage, Table
+from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url, title_to_url
 from wideseek_env.errors import CorpusFormatError
 
-
-@dataclass(frozen=True, slots=True)
-class StoredPage:
-    """A page fragment to store but not to index (its passages are yielded as ``Passage``)."""
-
-    url: str
-    title: str
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Passage:
-    """A ready-made search passage of page ``url``, indexed as is and not stored."""
-
-    url: str
-    title: str
-    text: str
-
-
-Record = Union[Page, StoredPage, Passage, Table]
-
-COMPRESSED_SUFFIXES = (".xz", ".gz", ".bz2")
-_OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {
-    ".xz": lambda p: lzma.open(p, "rb"),
-    ".gz": lambda p: gzip.open(p, "rb"),
-    ".bz2": lambda p: bz2.open(p, "rb"),
-}
-# What a truncated or corrupt compressed stream raises while it is read (zlib.error: damaged gzip data).
-_STREAM_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile, zlib.error)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-# --------------------------------------------------------------------------------------------------
-# File helpers
-
-
-def _fail(path: Path, line: int | None, what: str) -> CorpusFormatError:
-    where = f"{path}, line {line}" if line else str(path)
-    return CorpusFormatError(f"{where}: {what}")
-
-
-def _open(path: Path) -> IO[bytes]:
-    opener = _OPENERS.get(path.suffix)
-    try:
-        return opener(path) if opener else open(path, "rb")
-    except OSError as exc:
-        raise _fail(path, None, f"cannot open: {exc.strerror or exc}") from None
-
-
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """``(line number, raw bytes)`` of each line; a broken compressed stream: CorpusFormatError."""
-    lineno = 0
-    with _open(path) as handle:
-        iterator = iter(handle)
-        while True:
-            try:
-                raw = next(iterator)
-            except StopIteration:
-                return
-            except _STREAM_ERRORS as exc:
-                raise _fail(
-                    path, lineno + 1, f"the file is truncated or corrupt ({exc})"
-                ) from None
-            lineno += 1
-            yield lineno, raw
-
-
-def _json_objects(path: Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, object)`` for every non-blank line of a JSON-lines file."""
-    for lineno, raw in _lines(path):
-        try:
-            # json.loads decodes UTF-8 bytes itself (faster than decoding first).
-            obj = json.loads(raw)
-        except UnicodeDecodeError as exc:
-            raise _fail(path, lineno, _utf8_problem(exc)) from None
-        except json.JSONDecodeError as exc:
-            if not raw.strip():
-                continue
-            raise _fail(path, lineno, f"invalid JSON ({exc.msg} at column {exc.colno})") from None
-        if not isinstance(obj, dict):
-            raise _fail(path, lineno, f"expected a JSON object, got {type(obj).__name__}")
-        # A surrogate can only come from a \\uXXXX escape, or from the bytes ED A0..BF that json
-        # decodes with "surrogatepass": look closer only at lines holding either.
-        if b"\\ud" in raw or b"\\uD" in raw or b"\xed" in raw:
-            obj = _without_surrogates(obj)
-        yield lineno, obj
-
-
-def _utf8_problem(exc: UnicodeDecodeError) -> str:
-    return f"not valid UTF-8 text ({exc.reason} at byte {exc.start})"
-
-
-def _type_problem(name: str, kind: type, value) -> str:
-    return f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}"
-
-
-def _without_surrogates(value):
-    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
-    if isinstance(value, list):
-        return [_without_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
-    return value
-
-
-def _field(obj: dict, name: str, path: Path, lineno: int, kind: type = str):
-    try:
-        value = obj[name]
-    except KeyError:
-        raise _fail(path, lineno, f"missing field {name!r}") from None
-    if not isinstance(value, kind):
-        raise _fail(path, lineno, _type_problem(name, kind, value))
-    return value
-
-
-def _optional_str(obj: dict, name: str, path: Path, lineno: int) -> str:
-    value = obj.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _fail(path, lineno, _type_problem(name, str, value))
-    return value
-
-
-def _wiki_url(url: str, path: Path, lineno: int) -> str:
-    try:
-        return canonical_url(url)
-    except NotWikipediaURL as exc:
-        raise _fail(
-            path, lineno, f"{exc} (the corpus keys pages by English Wikipedia URL)"
-        ) from None
-
-
-def _title_of(url: str) -> str:
-    """The title of a canonical URL (``urls.url_to_title`` without canonicalising it again)."""
-    return url[len(WIKI_PREFIX):].replace("_", " ")
-
-
-def _strip_compression(name: str) -> str:
-    for suffix in COMPRESSED_SUFFIXES:
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return name
-
-
-def _require(path: Path) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise CorpusFormatError(f"{path}: no such file or directory")
-    return path
-
-
-def _files_in(directory: Path, stem_suffix: str) -> list[Path]:
-    """Files of ``directory`` whose name (compression suffix removed) ends with ``stem_suffix``."""
-    return sorted(
-        p
-        for p in directory.iterdir()
-        if p.is_file() and _strip_compression(p.name).endswith(stem_suffix)
-    )
+__all__ = [
+    "COMPRESSED_SUFFIXES",
+    "READERS",
+    "RLINF_PAGES",
+    "RLINF_PASSAGES",
+    "Passage",
+    "Record",
+    "StoredPage",
+    "clean_cell",
+    "jsonl_files",
+    "ottqa_files",
+    "read_dpr",
+    "read_jsonl",
+    "read_ottqa",
+    "read_rlinf",
+    "render_table",
+    "rlinf_files",
+    "source_files",
+    "table_section",
+]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -210,15 +81,15 @@ def ottqa_files(path: Path) -> tuple[list[Path], list[Path]]:
     Table files are named ``*tables.jsonl`` and passage files ``*passages.jsonl`` (each possibly
     compressed); both lists are sorted by name.
     """
-    path = _require(path)
+    path = existing_path(path)
     if path.is_dir():
-        tables, passages = _files_in(path, "tables.jsonl"), _files_in(path, "passages.jsonl")
+        tables, passages = files_in(path, "tables.jsonl"), files_in(path, "passages.jsonl")
         if not tables and not passages:
             raise CorpusFormatError(
                 f"{path}: no *tables.jsonl[.xz] or *passages.jsonl[.xz] files in this directory"
             )
         return tables, passages
-    name = _strip_compression(path.name)
+    name = strip_compression(path.name)
     if name.endswith("tables.jsonl"):
         return [path], []
     if name.endswith("passages.jsonl"):
@@ -245,7 +116,7 @@ def render_table(header: list[str], rows: list[list[str]]) -> str:
     """A markdown table (header row, ``---`` separator, one line per row) of clean cells.
 
     Markdown because LLMs read it well and BM25 ignores the pipes; one line per row so that passage
-    splitting can cut between rows and repeat the header (see ``build.split_passages``).
+    splitting can cut between rows and repeat the header (see ``passages.split_passages``).
     """
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     lines.extend("| " + " | ".join(row) + " |" for row in rows)
@@ -267,26 +138,26 @@ def _cells(raw_row, path: Path, lineno: int) -> tuple[list[str], list[list[str]]
                     pass  # an external or empty link: not a page of the corpus
             links.append(urls)
     except (TypeError, ValueError, AttributeError):
-        raise _fail(path, lineno, "malformed table: each cell must be [text, [links]]") from None
+        raise format_error(path, lineno, "malformed table: each cell must be [text, [links]]") from None
     return texts, links
 
 
 def _table(obj: dict, path: Path, lineno: int) -> Table:
-    url = _wiki_url(_field(obj, "url", path, lineno), path, lineno)
-    header, _ = _cells(_field(obj, "header", path, lineno, list), path, lineno)
+    url = wiki_url(required_field(obj, "url", path, lineno), path, lineno)
+    header, _ = _cells(required_field(obj, "header", path, lineno, list), path, lineno)
     rows, links = [], []
-    for raw_row in _field(obj, "data", path, lineno, list):
+    for raw_row in required_field(obj, "data", path, lineno, list):
         if not isinstance(raw_row, list):
-            raise _fail(path, lineno, "malformed table: 'data' must be a list of rows")
+            raise format_error(path, lineno, "malformed table: 'data' must be a list of rows")
         texts, row_links = _cells(raw_row, path, lineno)
         rows.append(texts)
         links.append(row_links)
     return Table(
-        uid=_field(obj, "uid", path, lineno),
+        uid=required_field(obj, "uid", path, lineno),
         url=url,
-        title=detokenize(_optional_str(obj, "title", path, lineno)) or _title_of(url),
-        section_title=detokenize(_optional_str(obj, "section_title", path, lineno)),
-        section_text=detokenize(_optional_str(obj, "section_text", path, lineno)),
+        title=detokenize(optional_str(obj, "title", path, lineno)) or title_of(url),
+        section_title=detokenize(optional_str(obj, "section_title", path, lineno)),
+        section_text=detokenize(optional_str(obj, "section_text", path, lineno)),
         header=header,
         rows=rows,
         links=links,
@@ -318,24 +189,24 @@ def read_ottqa(path: Path) -> Iterator[Record]:
     table_files, passage_files = ottqa_files(path)
     table_pages: set[str] = set()
     for file in table_files:
-        for lineno, obj in _json_objects(file):
+        for lineno, obj in json_objects(file):
             table = _table(obj, file, lineno)
             section = table_section(table)
             if table.url in table_pages:
                 yield Page(table.url, table.title, section)
             else:
                 table_pages.add(table.url)
-                intro = detokenize(_optional_str(obj, "intro", file, lineno))
+                intro = detokenize(optional_str(obj, "intro", file, lineno))
                 yield Page(table.url, table.title, f"{intro}\n\n{section}" if intro else section)
             yield table
     for file in passage_files:
-        for lineno, obj in _json_objects(file):
-            url = _wiki_url(_field(obj, "url", file, lineno), file, lineno)
+        for lineno, obj in json_objects(file):
+            url = wiki_url(required_field(obj, "url", file, lineno), file, lineno)
             if url in table_pages:
                 continue
-            text = detokenize(_field(obj, "text", file, lineno))
+            text = detokenize(required_field(obj, "text", file, lineno))
             if text:
-                yield Page(url, _title_of(url), text)
+                yield Page(url, title_of(url), text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -344,12 +215,12 @@ def read_ottqa(path: Path) -> Iterator[Record]:
 
 def _decoded_lines(path: Path, counter: list[int]) -> Iterator[str]:
     """Decoded lines for ``csv``; ``counter[0]`` is the number of the line last handed out."""
-    for lineno, raw in _lines(path):
+    for lineno, raw in numbered_lines(path):
         counter[0] = lineno
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise _fail(path, lineno, _utf8_problem(exc)) from None
+            raise format_error(path, lineno, utf8_problem(exc)) from None
 
 
 def read_dpr(path: Path) -> Iterator[Record]:
@@ -360,7 +231,7 @@ def read_dpr(path: Path) -> Iterator[Record]:
     ``StoredPage`` fragment of the article ``title`` (fragments are appended in file order) and the
     row's text as a ``Passage``, so that DPR's own 100-word passages are what search returns.
     """
-    path = _require(path)
+    path = existing_path(path)
     if path.is_dir():
         raise CorpusFormatError(f"{path}: is a directory; give the DPR .tsv file")
     counter = [0]
@@ -373,14 +244,14 @@ def read_dpr(path: Path) -> Iterator[Record]:
         except StopIteration:
             return
         except csv.Error as exc:
-            raise _fail(path, counter[0], f"malformed TSV ({exc})") from None
+            raise format_error(path, counter[0], f"malformed TSV ({exc})") from None
         if first:
             first = False
             if row and row[0].strip().lower() == "id":
                 names = [name.strip().lower() for name in row]
                 missing = {"text", "title"} - set(names)
                 if missing:
-                    raise _fail(path, counter[0], f"header lacks column(s) {sorted(missing)}")
+                    raise format_error(path, counter[0], f"header lacks column(s) {sorted(missing)}")
                 columns = {name: names.index(name) for name in ("text", "title")}
                 width = len(names)
                 continue
@@ -389,16 +260,16 @@ def read_dpr(path: Path) -> Iterator[Record]:
         try:
             text, title = row[columns["text"]], row[columns["title"]]
         except IndexError:
-            raise _fail(
+            raise format_error(
                 path, counter[0], f"expected {width} tab-separated columns, got {len(row)}"
             ) from None
         text = detokenize(text)
         if not text:
             continue
         if not title.strip():
-            raise _fail(path, counter[0], "empty title")
+            raise format_error(path, counter[0], "empty title")
         url = title_to_url(title)
-        title = _title_of(url)
+        title = title_of(url)
         yield StoredPage(url, title, text)
         yield Passage(url, title, text)
 
@@ -425,22 +296,22 @@ def _page_fields(obj: dict, path: Path, lineno: int) -> tuple[str, str, str]:
     if text is None:
         text = obj.get("contents")
         if text is None:
-            raise _fail(path, lineno, "missing field 'text' (or 'contents')")
+            raise format_error(path, lineno, "missing field 'text' (or 'contents')")
     if not isinstance(text, str):
-        raise _fail(path, lineno, f"field 'text' must be a str, got {type(text).__name__}")
-    title = _optional_str(obj, "title", path, lineno)
-    raw_url = _optional_str(obj, "url", path, lineno)
+        raise format_error(path, lineno, f"field 'text' must be a str, got {type(text).__name__}")
+    title = optional_str(obj, "title", path, lineno)
+    raw_url = optional_str(obj, "url", path, lineno)
     if "text" not in obj:
         quoted, rest = _split_quoted_title(text)
         if quoted:
             title, text = title or quoted, rest
     if raw_url:
-        url = _wiki_url(raw_url, path, lineno)
+        url = wiki_url(raw_url, path, lineno)
     elif title.strip():
         url = title_to_url(title)
     else:
-        raise _fail(path, lineno, "needs a 'url' or a 'title'")
-    return url, (title.strip() or _title_of(url)), detokenize(text)
+        raise format_error(path, lineno, "needs a 'url' or a 'title'")
+    return url, (title.strip() or title_of(url)), detokenize(text)
 
 
 def read_jsonl(path: Path) -> Iterator[Record]:
@@ -458,17 +329,17 @@ def read_jsonl(path: Path) -> Iterator[Record]:
     ``path`` is one file or a directory of ``*.jsonl[.xz|.gz|.bz2]`` files (read in name order).
     """
     for file in jsonl_files(path):
-        for lineno, obj in _json_objects(file):
+        for lineno, obj in json_objects(file):
             url, title, text = _page_fields(obj, file, lineno)
             if text:
                 yield Page(url, title, text)
 
 
 def jsonl_files(path: Path) -> list[Path]:
-    path = _require(path)
+    path = existing_path(path)
     if not path.is_dir():
         return [path]
-    files = _files_in(path, ".jsonl")
+    files = files_in(path, ".jsonl")
     if not files:
         raise CorpusFormatError(f"{path}: no *.jsonl[.xz|.gz|.bz2] files in this directory")
     return files
@@ -480,11 +351,11 @@ RLINF_PASSAGES = "wiki_corpus.jsonl"
 
 def rlinf_files(path: Path) -> tuple[Path | None, Path | None]:
     """``(wiki_webpages file, wiki_corpus file)`` of an RLinf source; one of them may be None."""
-    path = _require(path)
+    path = existing_path(path)
     candidates = sorted(path.iterdir()) if path.is_dir() else [path]
     found: dict[str, Path] = {}
     for candidate in candidates:
-        name = _strip_compression(candidate.name)
+        name = strip_compression(candidate.name)
         if name in (RLINF_PAGES, RLINF_PASSAGES) and candidate.is_file():
             found.setdefault(name, candidate)
     if not found:
@@ -521,12 +392,12 @@ def read_rlinf(path: Path) -> Iterator[Record]:
     pages_file, passages_file = rlinf_files(path)
     if pages_file is not None:
         kind = StoredPage if passages_file is not None else Page
-        for lineno, obj in _json_objects(pages_file):
+        for lineno, obj in json_objects(pages_file):
             url, title, text = _page_fields(obj, pages_file, lineno)
             if text:
                 yield kind(url, title, text)
     if passages_file is not None:
-        for lineno, obj in _json_objects(passages_file):
+        for lineno, obj in json_objects(passages_file):
             url, title, text = _page_fields(obj, passages_file, lineno)
             if not text:
                 continue
@@ -560,7 +431,7 @@ def source_files(source: str, path: Path) -> list[Path]:
         return [p for p in rlinf_files(path) if p is not None]
     if source == "jsonl":
         return jsonl_files(path)
-    path = _require(path)
+    path = existing_path(path)
     if path.is_dir():
         raise CorpusFormatError(f"{path}: is a directory; give the DPR .tsv file")
     return [path]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, Sequence, Union, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,29 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     links: list[list[list[str]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPage:
+    """A page fragment to store but not to index (its passages are yielded as ``Passage``)."""
+
+    url: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    """A ready-made search passage of page ``url``, indexed as is and not stored."""
+
+    url: str
+    title: str
+    text: str
+
+
+#: What a corpus reader yields (see ``corpus.readers``).
+Record = Union[Page, StoredPage, Passage, Table]
+
 
 
 @dataclass(frozen=True)

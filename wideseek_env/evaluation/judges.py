@@ -142,6 +142,19 @@ def exact_pass(
     return mapping
 
 
+def exact_pass_and_rest(
+    response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """``(mapping, left_r, left_g)``: :func:`exact_pass`, then the distinct response keys it left
+    unmapped and the distinct gold keys nothing maps to, in first-seen order (what a judge's later
+    passes try to align)."""
+    mapping = exact_pass(response_keys, gold_keys, column)
+    used = set(mapping.values())
+    left_r = [r for r in dict.fromkeys(response_keys) if r not in mapping]
+    left_g = [g for g in dict.fromkeys(gold_keys) if g not in used]
+    return mapping, left_r, left_g
+
+
 class ExactJudge:
     """Equality after preprocessing, for both alignment and ``llm_judge`` cells."""
 
@@ -174,10 +187,7 @@ class DeterministicJudge:
     def align_keys(
         self, response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
     ) -> dict[str, str]:
-        mapping = exact_pass(response_keys, gold_keys, column)
-        used = set(mapping.values())
-        left_r = [r for r in dict.fromkeys(response_keys) if r not in mapping]
-        left_g = [g for g in dict.fromkeys(gold_keys) if g not in used]
+        mapping, left_r, left_g = exact_pass_and_rest(response_keys, gold_keys, column)
         if not left_r or not left_g:
             return mapping
         tokens = {v: loose_tokens(v) for v in (*left_r, *left_g)}

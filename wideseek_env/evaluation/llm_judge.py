@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 
-from wideseek_env.evaluation.judges import DeterministicJudge, Judge, exact_pass
+from wideseek_env.evaluation.judges import DeterministicJudge, Judge, exact_pass_and_rest
 from wideseek_env.table.schema import ColumnSpec
 
 ALIGN_PROMPT = """You align two vocabularies. Each value in the list to align should be matched to the value of the reference list that names the same entity, if there is one: the two strings may differ in spelling, format, abbreviation, language or markdown decoration, but must mean the same thing. Identical strings always correspond. Do not match by position, and do not match values that merely look alike.
@@ -127,10 +127,7 @@ class LLMJudge:
     def align_keys(
         self, response_keys: Sequence[str], gold_keys: Sequence[str], column: ColumnSpec
     ) -> dict[str, str]:
-        mapping = exact_pass(response_keys, gold_keys, column)
-        used = set(mapping.values())
-        left_r = [r for r in dict.fromkeys(response_keys) if r not in mapping]
-        left_g = [g for g in dict.fromkeys(gold_keys) if g not in used]
+        mapping, left_r, left_g = exact_pass_and_rest(response_keys, gold_keys, column)
         if not left_r or not left_g:
             return mapping
         what = "column names" if column.name.startswith("<") else f"values of column {column.name!r}"

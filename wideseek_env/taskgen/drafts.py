@@ -10,7 +10,7 @@ comes from, as a :class:`Cell`:
   page's slot value): ``derived`` names the rule and ``passage`` is one of the rows it reads (the
   rest are in the task's ``provenance["rows"]``).
 
-:func:`finish` turns a filtered draft into a :class:`~wideseek_env.tasks.schema.Task` whose
+:func:`finish` turns a filtered draft into a :class:`~wideseek_env.table.schema.Task` whose
 ``provenance["passages"]`` lists the distinct ``[url, passage]`` (or ``[url, passage, derived]``)
 and ``provenance["cells"][r][c]`` indexes it (:func:`cell_sources` expands it): the provenance of
 every gold cell, in text the ``access`` tool shows.

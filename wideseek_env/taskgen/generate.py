@@ -1,7 +1,7 @@
 """``generate_tasks(corpus_dir, out_dir, seed=0, tiers=None) -> stats``: the tiered task generator.
 
 It reads the tables and pages of a built corpus (``wideseek corpus build``) and writes
-``train.jsonl``, ``test.jsonl`` (one :class:`~wideseek_env.tasks.schema.Task` per line, each with
+``train.jsonl``, ``test.jsonl`` (one :class:`~wideseek_env.table.schema.Task` per line, each with
 ``kind`` and ``tier``) and ``stats.json``. The tiers (one module each):
 
 - 0 (:mod:`.tier0`): transcribe, enrich, union lookups, at most 20% of the set;
@@ -60,13 +60,17 @@ RULES = {
 }  # fmt: skip
 
 
-def code_fingerprint() -> str:
-    """Hash of the generator's own source files: changed code never reuses old outputs."""
+def code_fingerprint(package_dir: Path | None = None) -> str:
+    """Hash of the generator's own source files and of every module of ``wideseek_env/table/`` (the
+    task schema, markdown, preprocess, dates, cells, official dates: all shape the tasks it writes),
+    so that changed code never reuses old outputs. ``package_dir``: the ``wideseek_env`` directory
+    to read (default: this installation's)."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for path in sorted(here.glob("*.py")):
-        h.update(path.read_bytes())
-    h.update((here.parent / "table" / "schema.py").read_bytes())
+    root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent.parent
+    for folder in ("taskgen", "table"):
+        for path in sorted((root / folder).glob("*.py")):
+            h.update(f"{folder}/{path.name}\n".encode())
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

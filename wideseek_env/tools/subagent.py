@@ -9,7 +9,8 @@ Unlike ``search`` and ``access`` this tool is **handled by the environment**, no
 ``call_many``: spawning agents, scheduling them and collecting their reports is the env's job
 (``wideseek_env.env.WideSeekEnv``). :class:`SubagentTool` carries the name, description and JSON
 schema (so it can be listed in a role's tools and rendered into prompts), and its ``call_many``
-only returns an error saying so. :func:`parse_subagent_arguments` validates the arguments.
+only returns an error saying so. :func:`parse_subagent_arguments` validates the arguments;
+:func:`limit_to_budget` cuts a request to the subagents its message may still start.
 """
 
 from __future__ import annotations
@@ -111,3 +112,26 @@ def parse_subagent_arguments(arguments: Any, max_per_call: int) -> SubagentReque
         )
         prompts = prompts[:max_per_call]
     return SubagentRequest(tuple(prompts), tuple(notes))
+
+
+def limit_to_budget(request: SubagentRequest | str, budget: int, max_per_message: int) -> SubagentRequest | str:
+    """``request`` cut to the ``budget`` subagents its message may still start (of
+    ``max_per_message``, shared by all ``call_subagent`` calls of one message): an error text when
+    none are left, the prompts past the budget dropped with a note. An error text passes unchanged."""
+    if not isinstance(request, SubagentRequest):
+        return request
+    if budget <= 0:
+        return error_text(
+            f"at most {max_per_message} subagents can be started per message; this call was not run"
+        )
+    if len(request.prompts) > budget:
+        dropped = len(request.prompts) - budget
+        return SubagentRequest(
+            request.prompts[:budget],
+            request.notes
+            + (
+                f"At most {max_per_message} subagents run per message: "
+                f"the last {dropped} subtask(s) of this call were dropped.",
+            ),
+        )
+    return request
