@@ -126,7 +126,7 @@ def run_setting(retriever, tasks, config: EnvConfig, repeat: int) -> dict:
 
         evaluation.score_answer = timed_score
         try:
-            turns = steps = 0
+            turns = 0
             for t in tasks:
                 turns += play_timed(env, policy, t.id, clock)
         finally:

@@ -28,7 +28,6 @@ import argparse
 import os
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -256,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         ("single query: p99 CPU time (ms)", ms(ours_single[2], 99), ms(bm_single[2], 99), "lower"),
         ("single query: CPU ms per query", ours_single[3] * 1e3, bm_single[3] * 1e3, "lower"),
         (f"batched ({batch}/call): queries/s", ours_batched[0], bm_batched[0], "higher"),
-        (f"batched: p50 latency per batch (ms)", ms(ours_batched[1], 50), ms(bm_batched[1], 50), "lower"),
-        (f"batched: p99 latency per batch (ms)", ms(ours_batched[1], 99), ms(bm_batched[1], 99), "lower"),
+        ("batched: p50 latency per batch (ms)", ms(ours_batched[1], 50), ms(bm_batched[1], 50), "lower"),
+        ("batched: p99 latency per batch (ms)", ms(ours_batched[1], 99), ms(bm_batched[1], 99), "lower"),
         ("batched: CPU ms per query (all threads)", ours_batched[3] * 1e3, bm_batched[3] * 1e3, "lower"),
         (f"recall@{k}, passage-word queries", ours_recall, bm_recall, "higher"),
         (f"recall@{k}, entity queries (title + 2 words)", ours_entity, bm_entity, "higher"),
@@ -267,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         fmt = "{:.3f}" if "recall" in name else "{:.1f}" if a >= 10 or b >= 10 else "{:.2f}"
         table.append(f"| {name} | {fmt.format(a)} | {fmt.format(b)} | {a / b:.2f}x | {better} |")
     extra = [
-        f"| ours, default (one hit per page) | queries/s | p50 / p99 latency (ms) | p50 / p99 CPU time (ms) |",
+        "| ours, default (one hit per page) | queries/s | p50 / p99 latency (ms) | p50 / p99 CPU time (ms) |",
         "|---|---:|---:|---:|",
         f"| single query | {dedup_single[0]:.0f} | {ms(dedup_single[1], 50):.2f} / {ms(dedup_single[1], 99):.2f} "
         f"| {ms(dedup_single[2], 50):.2f} / {ms(dedup_single[2], 99):.2f} |",

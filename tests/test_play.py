@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -110,7 +109,7 @@ def test_play_subagent_and_single(ottqa_retriever, task_file):
 
 def test_cli_play_via_stdin(ottqa_corpus, task_file):
     path, task = task_file
-    stdin = f"/quit\n.\n"
+    stdin = "/quit\n.\n"
     out = subprocess.run(
         [sys.executable, "-m", "wideseek_env.cli", "play", "--corpus", str(ottqa_corpus), "--tasks", str(path),
          "--task-id", task.id, "--role", "lead"],

@@ -222,7 +222,6 @@ def _parse_query(query: str) -> QueryPlan:
 
 def _enrich_plan(query, columns, mode, noun, context, entities, section) -> QueryPlan:
     first = query.strip().split("\n", 1)[0]
-    attrs = [c for c in columns if attribute_key(c)]
     rest = [c for c in columns if not attribute_key(c)]
     table_cols: list[str] = []
     m = re.search(r"Also give their (.+?) as that list states it\.", first)
