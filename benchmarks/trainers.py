@@ -98,7 +98,7 @@ def run_ours(work: Work, out_dir: Path) -> dict:
             m = trainer.train_step()
             steps.append({"rollout_s": m["time/rollout_s"], "update_s": m["time/step_s"] - m["time/rollout_s"],
                           "step_s": m["time/step_s"], "reward": m["reward/mean"],
-                          "tokens": m.get("train/tokens", 0.0)})
+                          "tokens": m.get("train/tokens", 0.0), "sequence_tokens": m.get("train/sequence_tokens", 0.0)})
     finally:
         trainer.close()
     return {"setup_s": setup_s, "steps": steps}
@@ -158,8 +158,13 @@ def run_trl(work: Work, out_dir: Path) -> dict:
                if "rewards/episode_reward/mean" in h]
     lengths = [h.get("completions/mean_length", 0.0) for h in trainer.state.log_history
                if "rewards/episode_reward/mean" in h]
-    steps = [{"rollout_s": r, "update_s": s - r, "step_s": s, "reward": w, "tokens": n * work.tasks * work.group}
-             for r, s, w, n in zip(times["rollout"], times["step"], rewards, lengths)]
+    # TRL logs num_tokens as a running total of the tokens it forwarded (prompts + completions)
+    totals = [0.0] + [h["num_tokens"] for h in trainer.state.log_history
+                      if "rewards/episode_reward/mean" in h and "num_tokens" in h]
+    forwarded = [b - a for a, b in zip(totals, totals[1:])] or [0.0] * len(rewards)
+    steps = [{"rollout_s": r, "update_s": s - r, "step_s": s, "reward": w, "tokens": n * work.tasks * work.group,
+              "sequence_tokens": f}
+             for r, s, w, n, f in zip(times["rollout"], times["step"], rewards, lengths, forwarded)]
     return {"setup_s": setup_s, "steps": steps}
 
 
@@ -174,7 +179,7 @@ def summary(result: dict) -> dict:
     mean = lambda k: sum(s[k] for s in steps) / len(steps)  # noqa: E731
     return {"rollout_s": mean("rollout_s"), "update_s": mean("update_s"), "step_s": mean("step_s"),
             "peak_rss_gib": result["peak_rss_gib"], "rewards": [round(s["reward"], 4) for s in result["steps"]],
-            "tokens": mean("tokens"), "setup_s": result["setup_s"]}
+            "tokens": mean("tokens"), "sequence_tokens": mean("sequence_tokens"), "setup_s": result["setup_s"]}
 
 
 def plot(results: dict, path: Path) -> bool:
@@ -263,14 +268,16 @@ def write_page(out: Path, args, fields: dict, results: dict, loads: dict, has_pl
         f"{fields['steps']} steps, seed {fields['seed']}. Seconds are means over the steps after the first "
         "(the first warms caches up); rollout = generation + tools + reward, update = the rest of the step.",
         "",
-        "| model | trainer | rollout s/step | update s/step | step s | trained tokens/step | peak RSS GiB | "
-        "rewards per step | setup s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | trainer | rollout s/step | update s/step | step s | trained tokens/step | forwarded tokens/step "
+        "| update ms/forwarded token | peak RSS GiB | rewards per step | setup s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for model, runs in results.items():
         for name, r in runs.items():
+            per_token = 1e3 * r["update_s"] / r["sequence_tokens"] if r.get("sequence_tokens") else float("nan")
             lines.append(f"| {model} | {name} | {r['rollout_s']:.2f} | {r['update_s']:.2f} | {r['step_s']:.2f} | "
-                         f"{r['tokens']:.0f} | {r['peak_rss_gib']:.2f} | {r['rewards']} | {r['setup_s']:.1f} |")
+                         f"{r['tokens']:.0f} | {r.get('sequence_tokens', 0):.0f} | {per_token:.2f} | "
+                         f"{r['peak_rss_gib']:.2f} | {r['rewards']} | {r['setup_s']:.1f} |")
     lines.append("")
     for model, runs in results.items():
         o, t = runs["ours"], runs["trl"]

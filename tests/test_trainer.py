@@ -110,6 +110,7 @@ def test_two_step_cpu_run_and_resume_is_identical(tmp_path, tiny, toy_tasks):
     assert a.step == 2 and len(history) == 2
     for m in history:
         assert m["train/skipped"] == 0.0 and m["train/samples"] == 4 and m["train/tokens"] > 0
+        assert m["train/sequence_tokens"] > m["train/tokens"]  # the prompts are forwarded, not trained
         assert m["advantage/abs_mean"] > 0 and m["grad_norm"] > 0
         for key in ("reward/mean", "advantage/std", "loss/clip_fraction", "loss/approx_kl", "entropy",
                     "response_length/mean", "episode/agents", "logprob_gap/mean_abs", "lr"):

@@ -137,9 +137,12 @@ def batch_metrics(episodes: Sequence[Any], batch: Any = None) -> dict[str, float
         })
         m["train/samples"] = float(len(batch.samples))
         m["train/tokens"] = float(batch.num_tokens)
+        # every token the update forwards (prompts and tool results included): what its cost scales with
+        m["train/sequence_tokens"] = float(sum(len(s.input_ids) for s in batch.samples))
     else:
         m["train/samples"] = 0.0
         m["train/tokens"] = 0.0
+        m["train/sequence_tokens"] = 0.0
     return m
 
 
