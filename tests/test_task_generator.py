@@ -309,23 +309,24 @@ def test_rerun_reuses_and_param_change_regenerates(small_corpus, tmp_path):
     assert not list(tmp_path.glob(".tmp-*"))
 
 
-def test_the_code_fingerprint_covers_every_table_module_as_well_as_the_generator(tmp_path):
+def test_the_code_fingerprint_covers_the_generator_and_the_packages_it_reads_through(tmp_path):
     import shutil
 
     import wideseek_env
-    from wideseek_env.taskgen.generate import code_fingerprint
+    from wideseek_env.taskgen.generate import FINGERPRINTED_PACKAGES, code_fingerprint
 
     package = Path(wideseek_env.__file__).resolve().parent
-    for folder in ("taskgen", "table"):
+    for folder in FINGERPRINTED_PACKAGES:
         shutil.copytree(package / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
     assert code_fingerprint(tmp_path) == code_fingerprint()
     seen = {code_fingerprint(tmp_path)}
     for module in ("table/markdown.py", "table/preprocess.py", "table/dates.py", "table/cells.py",
-                   "table/official_dates.py", "table/schema.py", "taskgen/drafts.py"):
+                   "table/official_dates.py", "table/schema.py", "taskgen/drafts.py", "tasks/loaders.py",
+                   "corpus/store.py", "corpus/types.py"):
         with open(tmp_path / module, "a", encoding="utf-8") as f:
             f.write("\n# changed\n")
         seen.add(code_fingerprint(tmp_path))
-    assert len(seen) == 8
+    assert len(seen) == 11
 
 
 def test_tiers_select_what_is_made(small_corpus, tmp_path):

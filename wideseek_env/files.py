@@ -1,5 +1,6 @@
-"""Small file-system helpers shared by long-running commands: an exclusive directory lock and atomic
-JSON writes (a reader never sees a half-written file; a kill leaves the old file or the new one)."""
+"""Small file helpers shared by long-running commands and the readers: an exclusive directory lock,
+atomic JSON writes (a reader never sees a half-written file; a kill leaves the old file or the new one)
+and the lone-surrogate cleaning that the corpus and task readers apply to decoded JSON."""
 
 from __future__ import annotations
 
@@ -7,12 +8,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterator
 
 from wideseek_env.errors import WideseekError
 
-__all__ = ["locked_dir", "write_json_atomic", "file_sha256"]
+__all__ = ["locked_dir", "write_json_atomic", "file_sha256", "without_surrogates"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @contextlib.contextmanager
@@ -49,3 +53,17 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` with each lone surrogate in its strings (keys too) replaced by U+FFFD.
+
+    A JSON ``"\\ud800"`` escape decodes to a lone surrogate: not text, and unwritable as UTF-8, so a
+    reader that keeps it would fail later, far from the bad line."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
+    if isinstance(value, list):
+        return [without_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    return value

@@ -15,13 +15,13 @@ import bz2
 import gzip
 import json
 import lzma
-import re
 import zlib
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from wideseek_env.corpus.urls import WIKI_PREFIX, NotWikipediaURL, canonical_url
 from wideseek_env.errors import CorpusFormatError
+from wideseek_env.files import without_surrogates
 
 COMPRESSED_SUFFIXES = (".xz", ".gz", ".bz2")
 _OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {
@@ -31,7 +31,6 @@ _OPENERS: dict[str, Callable[[Path], IO[bytes]]] = {
 }
 # What a truncated or corrupt compressed stream raises while it is read (zlib.error: damaged gzip data).
 _STREAM_ERRORS = (EOFError, OSError, lzma.LZMAError, gzip.BadGzipFile, zlib.error)
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def format_error(path: Path, line: int | None, what: str) -> CorpusFormatError:
@@ -97,16 +96,6 @@ def type_problem(name: str, kind: type, value) -> str:
     """What a mistyped field says, for :func:`format_error`."""
     return f"field {name!r} must be a {kind.__name__}, got {type(value).__name__}"
 
-
-def without_surrogates(value):
-    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value) if _SURROGATE.search(value) else value
-    if isinstance(value, list):
-        return [without_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
-    return value
 
 
 def required_field(obj: dict, name: str, path: Path, lineno: int, kind: type = str):

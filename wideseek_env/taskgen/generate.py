@@ -60,14 +60,20 @@ RULES = {
 }  # fmt: skip
 
 
+FINGERPRINTED_PACKAGES = ("taskgen", "table", "tasks", "corpus")
+
+
 def code_fingerprint(package_dir: Path | None = None) -> str:
-    """Hash of the generator's own source files and of every module of ``wideseek_env/table/`` (the
-    task schema, markdown, preprocess, dates, cells, official dates: all shape the tasks it writes),
-    so that changed code never reuses old outputs. ``package_dir``: the ``wideseek_env`` directory
-    to read (default: this installation's)."""
+    """Hash of the generator's own source files and of every module of the packages it reads through:
+    ``table/`` (the task schema, markdown, preprocess, dates, cells, official dates), ``tasks/`` (column
+    names, task files) and ``corpus/`` (how the page store hands it pages and tables), so that changed
+    code never reuses old outputs. Whole packages rather than the modules imported today: an import
+    added later is then covered without anyone remembering this list; the cost of a change elsewhere
+    in them is one regeneration. ``package_dir``: the ``wideseek_env`` directory to read (default:
+    this installation's)."""
     h = hashlib.sha256()
     root = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parent.parent
-    for folder in ("taskgen", "table"):
+    for folder in FINGERPRINTED_PACKAGES:
         for path in sorted((root / folder).glob("*.py")):
             h.update(f"{folder}/{path.name}\n".encode())
             h.update(path.read_bytes())

@@ -9,11 +9,11 @@ JSON string becomes U+FFFD.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from wideseek_env.errors import TaskFormatError
+from wideseek_env.files import without_surrogates
 
 
 def read_text(path: Path) -> str:
@@ -31,19 +31,7 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
-
-def without_surrogates(value: Any) -> Any:
-    """``value`` with each lone surrogate (a JSON ``"\\ud800"`` escape: not text, and unwritable as
-    UTF-8) replaced by U+FFFD, in every string, keys included."""
-    if isinstance(value, str):
-        return _SURROGATE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [without_surrogates(v) for v in value]
-    if isinstance(value, dict):
-        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
-    return value
 
 
 def loads(text: str) -> Any:
