@@ -60,13 +60,14 @@ RULES = {
 }  # fmt: skip
 
 
-FINGERPRINTED_PACKAGES = ("taskgen", "table", "tasks", "corpus")
+FINGERPRINTED_PACKAGES = ("taskgen", "table", "tasks", "corpus", "evaluation")
 
 
 def code_fingerprint(package_dir: Path | None = None) -> str:
     """Hash of the generator's own source files and of every module of the packages it reads through:
     ``table/`` (the task schema, markdown, preprocess, dates, cells, official dates), ``tasks/`` (column
-    names, task files) and ``corpus/`` (how the page store hands it pages and tables), so that changed
+    names, task files), ``corpus/`` (how the page store hands it pages and tables) and ``evaluation/``
+    (the scorer that verifies every task's gold scores 1), so that changed
     code never reuses old outputs. Whole packages rather than the modules imported today: an import
     added later is then covered without anyone remembering this list; the cost of a change elsewhere
     in them is one regeneration. ``package_dir``: the ``wideseek_env`` directory to read (default:
