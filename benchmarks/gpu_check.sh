@@ -35,5 +35,14 @@ timeout 150 python3 benchmarks/train_step.py --config examples/train/smoke.yaml 
     --set max_tokens=128 --set tasks_per_step=8 --set group_size=8 --set micro_batch_size=16 \
     --work /tmp/train-step --out "$OUT/train_step_gpu.md" > "$OUT/train_step.log" 2>&1
 echo "train_step benchmark: rc=$?" >> "$OUT/gpu_check.log"
+# Ours beside TRL's GRPOTrainer on the GPU: only where trl imports (carry its wheels in .device/whl/).
+if python3 -c "import trl" 2> /dev/null; then
+  timeout 240 python3 benchmarks/trainers.py --device cuda --models tiny smollm2 --steps 3 --preset compact \
+      --gradient-checkpointing --task-file /tmp/wshome/tasks-ottqa/train.jsonl --out "$OUT/trainers_gpu.md" \
+      > "$OUT/trainers.log" 2>&1
+  echo "trainers benchmark (cuda): rc=$?" >> "$OUT/gpu_check.log"
+else
+  echo "trainers benchmark (cuda): skipped, trl does not import here" >> "$OUT/gpu_check.log"
+fi
 cat "$OUT/gpu_check.log"
 tail -5 "$OUT/pytest.log"

@@ -6,8 +6,9 @@ For each model, both trainers run the same single-agent setting (the ``--preset`
 access as tools, the item F1 of the final answer as the reward) on the same first ``--tasks`` train tasks
 (by id), with the same group size, per-turn token budget, learning rate, seed and number of steps, in
 the same weight dtype (``--dtype``), gradient checkpointing (``--gradient-checkpointing``) and env preset
-(``--preset``, always in single-agent mode), on the CPU, each in its own child process (so that peak
-RSS is the trainer's own):
+(``--preset``, always in single-agent mode), on the same device (``--device cpu``, or ``cuda`` for a
+GPU), each in its own child process (so that peak RSS, and peak GPU memory on ``cuda``, are the trainer's
+own):
 
 - ours: :class:`agents.train.Trainer` with the ``hf`` policy (generation shares the training model),
   ``dynamic_sampling: off`` (TRL has no such skip: both do the whole update even when
@@ -58,6 +59,13 @@ class Work:
     dtype: str = "float32"  # the weights of both trainers ("bfloat16": pure bf16 on both, no fp32 masters)
     gradient_checkpointing: bool = False  # on both (TRL's GRPOConfig turns it on by default)
     preset: str = "single"  # the env preset of both, always in single-agent mode ("compact": short prompts)
+    device: str = "cpu"  # "cuda": both trainers train and generate on the GPU
+
+
+def gpu_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible"
 
 
 def env_config(work: Work):
@@ -81,7 +89,7 @@ def run_ours(work: Work, out_dir: Path) -> dict:
     from agents.train import TrainConfig, Trainer
 
     cfg = TrainConfig(
-        model=work.model, policy="hf", device="cpu", param_dtype=work.dtype, compute_dtype="none",
+        model=work.model, policy="hf", device=work.device, param_dtype=work.dtype, compute_dtype="none",
         gradient_checkpointing=work.gradient_checkpointing, preset=work.preset,
         env={"mode": "single", "single_max_turns": work.turns}, tasks=work.task_file, task_ids=task_ids(work),
         allow_eval_tasks=True, steps=work.steps, tasks_per_step=work.tasks, group_size=work.group,
@@ -111,6 +119,7 @@ def run_trl(work: Work, out_dir: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from agents.setup import resolve_model
+    from wideseek_env.paths import default_corpus_dir  # what our trainer opens for corpus=None
     from wideseek_env.integrations.trl_env import (REWARD_FUNCS, REWARD_WEIGHTS, environment_factory,
                                                    prepare_tokenizer, task_dataset)
 
@@ -122,14 +131,14 @@ def run_trl(work: Work, out_dir: Path) -> dict:
         num_generations=work.group, max_completion_length=work.max_tokens,
         max_tool_calling_iterations=max(1, work.turns - 1), learning_rate=work.lr, temperature=1.0, top_p=1.0,
         epsilon=0.2, epsilon_high=0.28, reward_weights=REWARD_WEIGHTS, logging_steps=1, report_to="none",
-        lr_scheduler_type="constant", save_strategy="no", use_cpu=True, bf16=False, seed=work.seed,
+        lr_scheduler_type="constant", save_strategy="no", use_cpu=work.device == "cpu", bf16=False, seed=work.seed,
         shuffle_dataset=False, gradient_checkpointing=work.gradient_checkpointing,
     )
     trainer = GRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, work.dtype)),
         processing_class=tokenizer, args=args,
         train_dataset=task_dataset(work.task_file, task_ids=task_ids(work)), reward_funcs=REWARD_FUNCS,
-        environment_factory=environment_factory("data/corpus-ottqa", work.task_file,
+        environment_factory=environment_factory(default_corpus_dir(), work.task_file,
                                                 env_config(work)),
     )
     setup_s = time.perf_counter() - started
@@ -171,6 +180,10 @@ def run_trl(work: Work, out_dir: Path) -> dict:
 def child(trainer: str, work: Work, out_dir: Path) -> None:
     result = (run_ours if trainer == "ours" else run_trl)(work, out_dir)
     result["peak_rss_gib"] = peak_rss_gib()
+    if work.device == "cuda":
+        import torch
+
+        result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2 ** 30
     (out_dir / "result.json").write_text(json.dumps(result))
 
 
@@ -179,7 +192,8 @@ def summary(result: dict) -> dict:
     mean = lambda k: sum(s[k] for s in steps) / len(steps)  # noqa: E731
     return {"rollout_s": mean("rollout_s"), "update_s": mean("update_s"), "step_s": mean("step_s"),
             "peak_rss_gib": result["peak_rss_gib"], "rewards": [round(s["reward"], 4) for s in result["steps"]],
-            "tokens": mean("tokens"), "sequence_tokens": mean("sequence_tokens"), "setup_s": result["setup_s"]}
+            "tokens": mean("tokens"), "sequence_tokens": mean("sequence_tokens"), "setup_s": result["setup_s"],
+            "peak_gpu_gib": result.get("peak_gpu_gib")}
 
 
 def plot(results: dict, path: Path) -> bool:
@@ -214,6 +228,11 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/trainers.md")
     p.add_argument("--child", nargs=3, metavar=("TRAINER", "MODEL", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.device not in ("cpu", "cuda"):
+        p.error(f"--device must be cpu or cuda, got {args.device!r}")
+    if args.device == "cuda" and gpu_name() == "no GPU visible":
+        p.error("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
+                "run on a GPU machine or use --device cpu")
     fields = {k: getattr(args, k) for k in asdict(Work()) if k != "model"}
     if args.child:
         child(args.child[0], Work(model=args.child[1], **fields), Path(args.child[2]))
@@ -252,15 +271,17 @@ def cli_args(fields: dict) -> list[str]:
 def write_page(out: Path, args, fields: dict, results: dict, loads: dict, has_plot: bool) -> None:
     cmd = (f"python benchmarks/trainers.py --models {' '.join(args.models)} "
            + " ".join(cli_args(fields)) + f" --out {args.out}")
+    on_gpu = fields["device"] == "cuda"
+    where = f"on the GPU ({gpu_name()})" if on_gpu else "on the CPU"
     lines = [
-        "# Our GRPO trainer beside TRL's GRPOTrainer (single agent, CPU)",
+        f"# Our GRPO trainer beside TRL's GRPOTrainer (single agent, {'GPU' if on_gpu else 'CPU'})",
         "",
         f"Command: `{cmd}`",
         "",
         f"Machine: {describe_machine(ram=True)}; both trainers of a model ran one after the other in one run, "
         f"each in its own child process, {fields['dtype']} weights on both, gradient checkpointing "
         f"{'on' if fields['gradient_checkpointing'] else 'off'} on both, env preset `{fields['preset']}` in "
-        "single-agent mode on both, on the CPU (load average at each start: "
+        f"single-agent mode on both, {where} (load average at each start: "
         + ", ".join(f"{k} {v}" for k, v in loads.items()) + ").",
         "",
         f"Work: the first {fields['tasks']} train tasks by id, group {fields['group']}, "
@@ -279,6 +300,10 @@ def write_page(out: Path, args, fields: dict, results: dict, loads: dict, has_pl
                          f"{r['tokens']:.0f} | {r.get('sequence_tokens', 0):.0f} | {per_token:.2f} | "
                          f"{r['peak_rss_gib']:.2f} | {r['rewards']} | {r['setup_s']:.1f} |")
     lines.append("")
+    if on_gpu:
+        lines += ["Peak GPU memory (GiB, `torch.cuda.max_memory_allocated`): " + ", ".join(
+            f"{model}/{name} {r['peak_gpu_gib']:.2f}" for model, runs in results.items() for name, r in runs.items()
+            if r.get("peak_gpu_gib") is not None) + ".", ""]
     for model, runs in results.items():
         o, t = runs["ours"], runs["trl"]
         lines.append(f"- {model}: TRL step / our step = **{t['step_s'] / o['step_s']:.2f}x** "
