@@ -121,6 +121,12 @@ def test_two_step_cpu_run_and_resume_is_identical(tmp_path, tiny, toy_tasks):
     assert any(not torch.equal(before[n], after[n]) for n in before)
     rows = [json.loads(line) for line in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2] and "reward/mean" in rows[0]
+    episodes = [json.loads(line) for line in (tmp_path / "a" / "rollouts.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in episodes] == [1, 1, 1, 1, 2, 2, 2, 2]  # tasks_per_step x group_size a step
+    for step, row in zip((1, 2), rows):
+        rewards = [e["reward"] for e in episodes if e["step"] == step]
+        assert sum(rewards) / len(rewards) == pytest.approx(row["reward/mean"])
+    assert all(e["task_id"].startswith("toy") and "item_f1" in e for e in episodes)
     ckpt1 = tmp_path / "a" / "checkpoints" / "step_000001"
     ckpt2 = tmp_path / "a" / "checkpoints" / "step_000002"
     assert (ckpt1 / "model" / "config.json").exists() and (ckpt1 / "trainer_state.pt").exists()
@@ -136,6 +142,9 @@ def test_two_step_cpu_run_and_resume_is_identical(tmp_path, tiny, toy_tasks):
     _assert_optimizer_states_equal(b.optimizer.state_dict(), state1["optimizer"])
     b.train(progress=None)
     assert b.step == 2
+    resumed = [json.loads(line) for line in (tmp_path / "b" / "rollouts.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in resumed] == [2, 2, 2, 2]
+    assert [e["reward"] for e in resumed] == [e["reward"] for e in episodes if e["step"] == 2]
     _assert_optimizer_states_equal(b.optimizer.state_dict(), a_final_opt)
     b_final = _params(b.model)
     for n in after:

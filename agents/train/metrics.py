@@ -1,5 +1,5 @@
 """Training metrics: one JSON line per step in ``metrics.jsonl`` (always) and TensorBoard scalars (when
-installed), plus :func:`batch_metrics`, the step's reward, episode-shape, advantage and length statistics.
+installed), one JSON line per training episode in ``rollouts.jsonl`` (:class:`RolloutLog`), plus :func:`batch_metrics`, the step's reward, episode-shape, advantage and length statistics.
 
 Names: ``reward/*``, ``episode/<name>`` (the batch mean of :meth:`agents.episode.Episode.scalar_metrics`,
 the same names as the evaluation records), ``groups/*`` (``groups/zero_variance``: how many groups of
@@ -20,7 +20,7 @@ from wideseek_env.errors import WideseekError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["MetricsLogger", "LogprobGap", "batch_metrics", "group_rewards", "mean", "std"]
+__all__ = ["MetricsLogger", "RolloutLog", "LogprobGap", "batch_metrics", "group_rewards", "mean", "std"]
 
 
 class MetricsLogger:
@@ -67,6 +67,35 @@ class MetricsLogger:
         self._file.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class RolloutLog:
+    """``rollouts.jsonl``: one JSON line per training episode, so a run can be read per task (which tasks
+    a step drew, which samples scored, how a task's reward moves across steps), not only as step means.
+
+    A row: ``step`` (the step the episode was collected for, 1-based like ``metrics.jsonl``),
+    ``task_id``, ``episode_id``, ``reward``, ``answer_parsed`` and the episode's scalar metrics
+    (``item_f1``, ``tool_calls``, ...; the names of the evaluation records). ``resume_step`` as in
+    :class:`MetricsLogger`: rows of later steps are dropped, so each step is logged once."""
+
+    def __init__(self, out_dir: Path, *, append: bool = False, resume_step: int | None = None) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.path = out_dir / "rollouts.jsonl"
+        if append and resume_step is not None and self.path.exists():
+            _drop_rows_after(self.path, resume_step)
+        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+
+    def log(self, step: int, episodes: Sequence[Any]) -> None:
+        for e in episodes:
+            row: dict[str, Any] = {"step": step, "task_id": e.task_id, "episode_id": e.job.episode_id}
+            for k, v in e.scalar_metrics().items():
+                row[k] = float(v) if math.isfinite(float(v)) else None
+            row.update(reward=float(e.reward), answer_parsed=bool(e.answer_parsed))
+            self._file.write(json.dumps(row) + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

@@ -24,6 +24,7 @@ under ``compute_dtype`` autocast (bf16 on CUDA by default; set ``bfloat16`` on C
 Pure-bf16 weights would silently drop most updates at lr 1e-6.
 
 Outputs in ``output_dir``: ``metrics.jsonl`` (one row per step, and step 0 with the first evaluation),
+``rollouts.jsonl`` (one row per training episode: step, task, reward, the episode's metrics),
 ``tb/`` (TensorBoard), ``evals/step_N/`` (the evaluation runs, with transcripts), ``checkpoints/``
 (see :mod:`agents.train.checkpoints`; ``resume: auto`` continues from the latest and reproduces the
 uninterrupted run), ``config.json``.
@@ -47,7 +48,7 @@ from agents.train.config import TrainConfig, TrainConfigError
 from agents.train.evaluation import evaluate_policy
 from agents.train.build import load_training_model, rollout_policy, train_env_setup
 from agents.train.schedule import lr_factor
-from agents.train.metrics import LogprobGap, MetricsLogger, batch_metrics, mean
+from agents.train.metrics import LogprobGap, MetricsLogger, RolloutLog, batch_metrics, mean
 from wideseek_env.errors import require
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,8 @@ class Trainer:
             self.sync_weights()
         self.logger = MetricsLogger(self.out_dir, cfg.logger, append=resume_dir is not None,
                                     resume_step=self.step if resume_dir is not None else None)
+        self.rollout_log = RolloutLog(self.out_dir, append=resume_dir is not None,
+                                      resume_step=self.step if resume_dir is not None else None)
         (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str) + "\n")
 
     # ------------------------------------------------------------------ construction
@@ -446,6 +449,7 @@ class Trainer:
         t0 = time.perf_counter()
         episodes = self.collect(self.step)
         t1 = time.perf_counter()
+        self.rollout_log.log(self.step + 1, episodes)
         metrics = self.update(episodes)
         self.step += 1
         metrics["time/rollout_s"] = t1 - t0
@@ -480,6 +484,7 @@ class Trainer:
 
     def close(self) -> None:
         self.logger.close()
+        self.rollout_log.close()
         for env in self._envs or []:
             with contextlib.suppress(Exception):
                 env.close()
