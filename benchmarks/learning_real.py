@@ -101,11 +101,14 @@ def sft_checkpoint(work: Path) -> Path:
 
 def stage_train(args: argparse.Namespace, work: Path, name: str) -> None:
     from agents.train import TrainConfig, Trainer
+    from wideseek_env.tasks import load_tasks
 
+    train_file = work / "tasks" / "train.jsonl"
+    task_ids = sorted(t.id for t in load_tasks(train_file))[: args.train_tasks] if args.train_tasks else None
     cfg = TrainConfig(
         model=str(sft_checkpoint(work)), policy=args.policy, vllm_kwargs=vllm_kwargs(args),
         compute_dtype="bfloat16", gradient_checkpointing=True, max_model_len=args.max_model_len,
-        tasks=str(work / "tasks" / "train.jsonl"), eval_tasks=str(work / "tasks" / "test.jsonl"),
+        tasks=str(train_file), task_ids=task_ids, eval_tasks=str(work / "tasks" / "test.jsonl"),
         preset=args.preset, env=env_overrides(args), steps=args.grpo_steps, tasks_per_step=args.tasks_per_step,
         group_size=args.group_size, temperature=args.temperature, max_tokens=args.max_tokens,
         turn_selection="rlinf", aggregation="dual_level", dynamic_sampling="drop",
@@ -281,7 +284,7 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
             # a resumed run logs the steps after its checkpoint again: the last row of a step wins
             rows = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
             result.setdefault(v, {})["curve"] = [
-                {k: r.get(k) for k in ("step", "reward/mean", "eval/item_f1", "groups/zero_variance_share",
+                {k: r.get(k) for k in ("step", "reward/mean", "episode/item_f1", "eval/item_f1", "groups/zero_variance_share",
                                        "groups/reward_std_mean", "entropy", "loss/clip_fraction", "loss/approx_kl",
                                        "grad_norm", "train/skipped", "logprob_gap/kl_k3", "time/step_s")
                  if k in r}
@@ -295,6 +298,7 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
 
 
 def write_page(result: dict[str, Any], out: Path, command: str) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     lines = ["# Learning on the real env: SmolLM2-135M-Instruct, untrained / SFT / GRPO / control", "",
              f"Command: `{command}`", "", f"Machine: {result['machine']}.", "",
@@ -358,16 +362,21 @@ def _diagnostics(result: dict[str, Any]) -> list[str]:
         curve = result.get(v, {}).get("curve", [])
         if not curve:
             continue
-        lines += ["", f"{v}: per step (reward: mean episode reward of the step's rollouts; groups without "
+        train_tasks = result["settings"].get("train_tasks")
+        lines += ["", f"{v}: per step (reward: mean episode reward of the step's rollouts, train item F1 their "
+                  "mean item F1"
+                  + (f", every step on the same {train_tasks} train tasks (the first by id)" if train_tasks else "")
+                  + "; groups without "
                   "reward variance are dropped; clip fraction and approx KL (k3, old -> new) are measured in "
                   "the step's one update pass, so the approx KL is the gap between the engine's and the "
                   "trainer's log-probs of the sampled tokens; held-out item F1 on the curve sample):", "",
-                  "| step | reward | zero-var groups | group reward std | entropy | clip frac | approx KL | "
-                  "grad norm | held-out item F1 | s |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| step | reward | train item F1 | zero-var groups | group reward std | entropy | clip frac | "
+                  "approx KL | grad norm | held-out item F1 | s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in curve:
             lines.append(" | ".join([
-                f"| {r['step']}", cell(r, "reward/mean", ".3f"), cell(r, "groups/zero_variance_share", ".0%"),
+                f"| {r['step']}", cell(r, "reward/mean", ".3f"), cell(r, "episode/item_f1", ".1f", 100.0),
+                cell(r, "groups/zero_variance_share", ".0%"),
                 cell(r, "groups/reward_std_mean", ".3f"), cell(r, "entropy", ".3f"), cell(r, "loss/clip_fraction", ".3f"),
                 cell(r, "loss/approx_kl", ".2e"), cell(r, "grad_norm", ".3f"),
                 cell(r, "eval/item_f1", ".1f", 100.0), cell(r, "time/step_s", ".0f")]) + " |")
@@ -437,6 +446,9 @@ def main() -> None:
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
     p.add_argument("--tokens-per-microbatch", type=int, default=4096)
+    p.add_argument("--train-tasks", type=int, default=None,
+                   help="GRPO and control train on the first N train tasks (by id) only; N = --tasks-per-step "
+                        "draws the same tasks every step, so the training reward compares across steps")
     p.add_argument("--eval-every", type=int, default=4, help="GRPO steps between curve evaluations")
     p.add_argument("--curve-limit", type=int, default=12, help="held-out tasks of the curve evaluations")
     p.add_argument("--eval-limit", type=int, default=50, help="held-out tasks of the four final evaluations")
@@ -446,6 +458,8 @@ def main() -> None:
     p.add_argument("--report-only", action="store_true", help="run no stage: write the page from what is in --work")
     p.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.train_tasks is not None and args.train_tasks < 1:
+        p.error(f"--train-tasks must be at least 1, got {args.train_tasks}")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     if args.stage:
