@@ -284,8 +284,8 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
             # a resumed run logs the steps after its checkpoint again: the last row of a step wins
             rows = sorted({r["step"]: r for r in rows}.values(), key=lambda r: r["step"])
             result.setdefault(v, {})["curve"] = [
-                {k: r.get(k) for k in ("step", "reward/mean", "episode/item_f1", "eval/item_f1", "groups/zero_variance_share",
-                                       "groups/reward_std_mean", "entropy", "loss/clip_fraction", "loss/approx_kl",
+                {k: r.get(k) for k in ("step", "reward/mean", "episode/item_f1", "eval/item_f1",
+                                       "groups/zero_variance_share", "groups/reward_std_mean", "entropy", "loss/clip_fraction", "loss/approx_kl",
                                        "grad_norm", "train/skipped", "logprob_gap/kl_k3", "time/step_s")
                  if k in r}
                 for r in rows]

@@ -62,10 +62,11 @@ class Work:
     device: str = "cpu"  # "cuda": both trainers train and generate on the GPU
 
 
-def gpu_name() -> str:
+def gpu_name() -> str | None:
+    """The first CUDA GPU's name, None where torch sees none."""
     import torch
 
-    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU visible"
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def env_config(work: Work):
@@ -224,13 +225,12 @@ def main() -> None:
         if isinstance(value, bool):
             p.add_argument("--" + name.replace("_", "-"), action=argparse.BooleanOptionalAction, default=value)
         else:
-            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+            p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+                           choices=("cpu", "cuda") if name == "device" else None)
     p.add_argument("--out", default="benchmarks/results/trainers.md")
     p.add_argument("--child", nargs=3, metavar=("TRAINER", "MODEL", "DIR"), help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.device not in ("cpu", "cuda"):
-        p.error(f"--device must be cpu or cuda, got {args.device!r}")
-    if args.device == "cuda" and gpu_name() == "no GPU visible":
+    if args.device == "cuda" and gpu_name() is None:
         p.error("--device cuda: torch sees no CUDA GPU here (torch.cuda.is_available() is False); "
                 "run on a GPU machine or use --device cpu")
     fields = {k: getattr(args, k) for k in asdict(Work()) if k != "model"}

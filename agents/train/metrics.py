@@ -1,5 +1,6 @@
 """Training metrics: one JSON line per step in ``metrics.jsonl`` (always) and TensorBoard scalars (when
-installed), one JSON line per training episode in ``rollouts.jsonl`` (:class:`RolloutLog`), plus :func:`batch_metrics`, the step's reward, episode-shape, advantage and length statistics.
+installed), one JSON line per training episode in ``rollouts.jsonl`` (:class:`RolloutLog`), plus
+:func:`batch_metrics`, the step's reward, episode-shape, advantage and length statistics.
 
 Names: ``reward/*``, ``episode/<name>`` (the batch mean of :meth:`agents.episode.Episode.scalar_metrics`,
 the same names as the evaluation records), ``groups/*`` (``groups/zero_variance``: how many groups of
@@ -31,11 +32,7 @@ class MetricsLogger:
         """``resume_step``: the step a resumed run continues from. Rows of later steps (logged by the
         run that was interrupted after its last checkpoint, and about to be run again) are dropped from
         ``metrics.jsonl``, and TensorBoard purges them, so that each step is logged once."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = out_dir / "metrics.jsonl"
-        if append and resume_step is not None and self.path.exists():
-            _drop_rows_after(self.path, resume_step)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        self.path, self._file = _open_step_log(out_dir / "metrics.jsonl", append, resume_step)
         self.writer = None
         if backend in ("auto", "tensorboard"):
             try:
@@ -79,11 +76,7 @@ class RolloutLog:
     :class:`MetricsLogger`: rows of later steps are dropped, so each step is logged once."""
 
     def __init__(self, out_dir: Path, *, append: bool = False, resume_step: int | None = None) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        self.path = out_dir / "rollouts.jsonl"
-        if append and resume_step is not None and self.path.exists():
-            _drop_rows_after(self.path, resume_step)
-        self._file = open(self.path, "a" if append else "w", encoding="utf-8")
+        self.path, self._file = _open_step_log(out_dir / "rollouts.jsonl", append, resume_step)
 
     def log(self, step: int, episodes: Sequence[Any]) -> None:
         for e in episodes:
@@ -96,6 +89,15 @@ class RolloutLog:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _open_step_log(path: Path, append: bool, resume_step: int | None) -> tuple[Path, Any]:
+    """``path`` opened for JSON lines keyed by ``step``: truncated for a new run; for a resumed one
+    (``append``), rows after ``resume_step`` dropped first (they are about to be logged again)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if append and resume_step is not None and path.exists():
+        _drop_rows_after(path, resume_step)
+    return path, open(path, "a" if append else "w", encoding="utf-8")
 
 
 def _drop_rows_after(path: Path, step: int) -> None:

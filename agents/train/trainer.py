@@ -111,10 +111,10 @@ class Trainer:
         if resume_dir is not None:
             self._load_state(resume_dir)
             self.sync_weights()
+        resume_step = self.step if resume_dir is not None else None
         self.logger = MetricsLogger(self.out_dir, cfg.logger, append=resume_dir is not None,
-                                    resume_step=self.step if resume_dir is not None else None)
-        self.rollout_log = RolloutLog(self.out_dir, append=resume_dir is not None,
-                                      resume_step=self.step if resume_dir is not None else None)
+                                    resume_step=resume_step)
+        self.rollout_log = RolloutLog(self.out_dir, append=resume_dir is not None, resume_step=resume_step)
         (self.out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1, default=str) + "\n")
 
     # ------------------------------------------------------------------ construction
