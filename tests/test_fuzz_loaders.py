@@ -397,7 +397,7 @@ env_fields = st.sampled_from([
     "invalid_call", "search_top_k", "max_search_queries", "snippet_chars", "max_access_urls", "page_chars",
     "max_action_chars", "max_observation_chars", "turn_hint", "subagent_pool_size", "max_pool_size",
     "reward_shaping", "format_bonus", "access_bonus", "length_penalty", "length_penalty_start",
-    "length_penalty_range", "scoring_compat",
+    "length_penalty_range", "scoring_compat", "access_suggestions",
 ]) | st.text(max_size=10)
 config_values = (json_values | st.floats() | st.integers(-5, 5) | st.sampled_from(["multi", "single", "error", "final",
                                                                                   "default", "widesearch"]))
@@ -428,6 +428,7 @@ def test_env_config_from_random_dicts(data, preset):
         assert isinstance(getattr(config, name), bool)
     for name in ("format_bonus", "access_bonus", "length_penalty"):
         assert math.isfinite(getattr(config, name))
+    assert isinstance(config.access_suggestions, int) and config.access_suggestions >= 0
     assert config.pool_size >= 0 and config.max_turns("lead") >= 1
 
 

@@ -283,6 +283,31 @@ def test_access_missing_and_foreign_urls(retriever):
         assert "https://en.wikipedia.org/wiki/Title" in block
 
 
+def test_access_miss_suggests_pages_with_the_nearest_titles(retriever):
+    tool = AccessTool(retriever, suggestions=2)
+    [text] = tool.call_many([{"urls": [{"url": W + "History_of_Springfeld_town", "info_to_extract": "x"}]}])
+    assert text.splitlines()[1] == NOT_FOUND_TEXT + " Pages with similar titles:"
+    assert f"- {W}History_of_Springfield" in text
+    assert len([line for line in text.splitlines() if line.startswith("- ")]) <= 2
+
+
+def test_access_miss_suggestions_are_off_by_default_and_never_break_the_call(retriever):
+    [plain] = AccessTool(retriever).call_many([{"urls": [W + "History_of_Springfeld_town"]}])
+    assert plain.strip().endswith(NOT_FOUND_TEXT) and "similar titles" not in plain
+
+    class SearchBroken(Counting):
+        def search_many(self, queries, k=3):
+            raise ConnectionError("server gone")
+
+    [text] = AccessTool(SearchBroken(retriever), suggestions=3).call_many([{"urls": [W + "Nope", W + "Jim_Ryun"]}])
+    assert NOT_FOUND_TEXT in text and "Title: Jim Ryun" in text
+
+
+def test_access_suggestions_must_be_a_count():
+    with pytest.raises(ValueError, match="suggestions"):
+        AccessTool(None, suggestions=-1)
+
+
 BAD_ACCESS = [
     (None, "Error: the access arguments must be a JSON object"),
     ("https://en.wikipedia.org/wiki/Jim_Ryun", "Error: the access arguments must be a JSON object"),

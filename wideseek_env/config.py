@@ -104,6 +104,10 @@ class EnvConfig:
     #: ``page_chars`` (the paper's behaviour); "section" returns the one ``## section`` (with its table)
     #: that best matches ``info_to_extract``, whole (cut only at ``page_chars``).
     access_mode: str = "relevant"
+    #: ``access`` on a URL not in the corpus: list up to this many pages with the nearest titles (a title
+    #: search of the index), so a misremembered URL costs a turn, not the episode. 0: the paper's bare
+    #: "No useful information is found under this URL."
+    access_suggestions: int = 0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -138,11 +142,10 @@ class EnvConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ConfigError(f"EnvConfig.{name} must be a number >= 0, got {value!r}")
-        if isinstance(self.length_penalty_start, bool) or not isinstance(self.length_penalty_start, int) \
-                or self.length_penalty_start < 0:
-            raise ConfigError(
-                f"EnvConfig.length_penalty_start must be an integer >= 0, got {self.length_penalty_start!r}"
-            )
+        for name in ("length_penalty_start", "access_suggestions"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"EnvConfig.{name} must be an integer >= 0, got {value!r}")
         if self.max_observation_chars < 1024:
             raise ConfigError(
                 f"EnvConfig.max_observation_chars must be >= 1024, got {self.max_observation_chars}"

@@ -41,7 +41,10 @@ Bad input never raises:
   ``candidates_many`` (other letter case, same-named pages ``Title (...)``): exactly one candidate
   is read in its place; several are listed for the agent to choose from;
 - a Wikipedia URL that is not in the corpus (and has no candidates): "No useful information is
-  found under this URL." (the paper's text);
+  found under this URL." (the paper's text); with ``suggestions=N`` (off by default, so the paper's
+  behaviour stays the default) the text also lists up to N pages whose titles best match the missing
+  title, found by a search of the index for the title's words (a misspelt or half-remembered URL then
+  costs a turn, not the episode);
 - ``info_to_extract`` missing, empty or not a string: the page is returned from its top.
 """
 
@@ -54,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from wideseek_env.corpus.types import Page, Retriever
-from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url
+from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url, url_to_title
 from wideseek_env.tools.base import error_text
 
 NOT_FOUND_TEXT = "No useful information is found under this URL."
@@ -287,6 +290,8 @@ class AccessTool:
         summarizer: optional batched hook ``[(url, page_text, info_to_extract)] -> [summary]``.
         mode: ``"relevant"`` (the module doc's selection) or ``"section"`` (:func:`select_section`: the best
             matching ``## section`` of the page, whole).
+        suggestions: on a URL not in the corpus, list up to this many pages with the nearest titles
+            (``retriever.search_many`` over the title's words); 0 (default): the paper's bare text.
     """
 
     name = "access"
@@ -299,10 +304,14 @@ class AccessTool:
         page_chars: int = 25000,
         summarizer: Summarizer | None = None,
         mode: str = "relevant",
+        suggestions: int = 0,
     ) -> None:
         if mode not in ("relevant", "section"):
             raise ValueError(f"mode must be 'relevant' or 'section', got {mode!r}")
+        if not isinstance(suggestions, int) or suggestions < 0:
+            raise ValueError(f"suggestions must be an int >= 0, got {suggestions!r}")
         self.mode = mode
+        self.suggestions = suggestions
         self.retriever = retriever
         self.max_urls = max_urls
         self.page_chars = page_chars
@@ -420,6 +429,7 @@ class AccessTool:
             message = error_text(f"access is unavailable ({type(exc).__name__}: {exc})")
             return [p if isinstance(p, str) else message for p in parsed]
         several = self._resolve_missing(pages)
+        nearest = self._nearest_titles([k for k, page in pages.items() if page is None and k not in several])
 
         # Select the relevant text of every found page, then summarise all of them at once.
         selected: dict[tuple[int, int], tuple[Page, str]] = {}
@@ -457,7 +467,8 @@ class AccessTool:
             requests, notes = p
             blocks = list(notes)
             for ui, request in enumerate(requests):
-                blocks.append(self._render(ci, ui, request, selected, summaries, summary_note, several))
+                blocks.append(self._render(ci, ui, request, selected, summaries, summary_note, several,
+                                           nearest))
             out.append("\n\n".join(blocks))
         return out
 
@@ -480,7 +491,22 @@ class AccessTool:
             pages[key] = resolved.get(target)
         return {key: urls for key, urls in found.items() if len(urls) > 1}
 
-    def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several) -> str:
+    def _nearest_titles(self, keys: list[str]) -> dict[str, list[str]]:
+        """For each missing key, up to ``suggestions`` URLs of pages whose titles best match its title.
+
+        One ``search_many`` for all keys, each query the title's words; hits are passages, so a page
+        counts once, at its best rank. A search that fails suggests nothing (it only helps)."""
+        if not self.suggestions or not keys:
+            return {}
+        try:
+            hits = self.retriever.search_many([url_to_title(k) for k in keys], k=4 * self.suggestions)
+        except Exception:
+            return {}
+        return {key: list(dict.fromkeys(h.url for h in found))[: self.suggestions]
+                for key, found in zip(keys, hits)}
+
+    def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several,
+                nearest=None) -> str:
         head = f"### URL {ui + 1}: {request.url}" if request.url else f"### URL {ui + 1}"
         if request.error is not None:
             return head + "\n" + error_text(request.error)
@@ -489,6 +515,9 @@ class AccessTool:
             choices = "\n".join(f"- {url}" for url in several[request.key])
             return (f"{head}\n{request.url[:300]!r} names several pages; access the one you mean:\n"
                     + choices)
+        if found is None and (nearest or {}).get(request.key):
+            choices = "\n".join(f"- {url}" for url in nearest[request.key])
+            return f"{head}\n{NOT_FOUND_TEXT} Pages with similar titles:\n{choices}"
         if found is None and request.bare:
             return (f"{head}\nNo page titled {request.url[:300]!r} is in this offline corpus; search "
                     "for it, or give a URL like https://en.wikipedia.org/wiki/Title.")

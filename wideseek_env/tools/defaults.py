@@ -30,7 +30,8 @@ def default_tools(retriever: Any, config: Any, summarizer: Any = None) -> list[T
         snippet_chars=config.snippet_chars,
     )
     access = AccessTool(retriever, max_urls=config.max_access_urls, page_chars=config.page_chars,
-                        summarizer=summarizer, mode=getattr(config, "access_mode", "relevant"))
+                        summarizer=summarizer, mode=getattr(config, "access_mode", "relevant"),
+                        suggestions=getattr(config, "access_suggestions", 0))
     if getattr(config, "prompts", "paper") == "compact":
         _compact_search(search)
         _compact_access(access)
