@@ -54,6 +54,7 @@ import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
+from difflib import SequenceMatcher
 from typing import Any, Callable, Sequence
 
 from wideseek_env.corpus.types import Page, Retriever
@@ -494,16 +495,23 @@ class AccessTool:
     def _nearest_titles(self, keys: list[str]) -> dict[str, list[str]]:
         """For each missing key, up to ``suggestions`` URLs of pages whose titles best match its title.
 
-        One ``search_many`` for all keys, each query the title's words; hits are passages, so a page
-        counts once, at its best rank. A search that fails suggests nothing (it only helps)."""
+        One ``search_many`` for all keys, each query the title's words, gives the pool (hits are
+        passages, so a page enters once); the pool is ranked by how closely each page's title matches
+        the missing one as a string (``difflib``), since a text search alone favours pages that only
+        mention those words. A search that fails suggests nothing (it only helps)."""
         if not self.suggestions or not keys:
             return {}
+        titles = [url_to_title(k) for k in keys]
         try:
-            hits = self.retriever.search_many([url_to_title(k) for k in keys], k=4 * self.suggestions)
+            hits = self.retriever.search_many(titles, k=10 * self.suggestions)
         except Exception:
             return {}
-        return {key: list(dict.fromkeys(h.url for h in found))[: self.suggestions]
-                for key, found in zip(keys, hits)}
+        out = {}
+        for key, title, found in zip(keys, titles, hits):
+            pool = list(dict.fromkeys(h.url for h in found if h.url))
+            pool.sort(key=lambda url: -SequenceMatcher(None, title.lower(), url_to_title(url).lower()).ratio())
+            out[key] = pool[: self.suggestions]
+        return out
 
     def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several,
                 nearest=None) -> str:
