@@ -135,7 +135,7 @@ def test_compact_prompts_fit_a_few_hundred_tokens(tiny, ottqa_retriever, role):
 
 
 def test_section_access_returns_the_requested_table_whole():
-    from wideseek_env.tools.access import select_section
+    from wideseek_env.tools.page_selection import select_section
 
     rows = "\n".join(f"| r{i} | {i} |" for i in range(200))
     page = f"Lead text.\n\n## Early years\n\nBorn somewhere.\n\n## Results -- 2001\n\n| Team | Points |\n| --- | --- |\n{rows}\n\n## Later\n\nMore."

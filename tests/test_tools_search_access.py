@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from wideseek_env.corpus.build import build_corpus
 from wideseek_env.corpus.local import LocalRetriever
 from wideseek_env.tools import AccessTool, SearchTool, Tool, openai_schema
-from wideseek_env.tools.access import NOT_FOUND_TEXT, select_relevant
+from wideseek_env.tools.access import NOT_FOUND_TEXT
+from wideseek_env.tools.page_selection import select_relevant
 
 W = "https://en.wikipedia.org/wiki/"
 
