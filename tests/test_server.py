@@ -115,6 +115,15 @@ def test_candidates_over_http_match_local(server, local):
     assert raw(server, "POST", "/candidates", {"urls": ["jim ryun"]}) == (200, {"result": [[W + "Jim_Ryun"]]})
 
 
+def test_similar_titles_over_http_match_local(server, local):
+    titles = ["Jmi Ryn", "Jim Ryun", "Nope", "https://example.com/", ""]
+    with HTTPRetriever(server.url) as remote:
+        assert remote.similar_titles_many(titles, 3) == local.similar_titles_many(titles, 3)
+    assert local.similar_titles_many(titles, 3)[0][0] == W + "Jim_Ryun"
+    assert raw(server, "POST", "/candidates", {"urls": ["Jmi Ryn"], "limit": 1, "similar": True}) == (
+        200, {"result": [[W + "Jim_Ryun"]]})
+
+
 def test_http_retriever_without_scheme(server):
     with HTTPRetriever(f"127.0.0.1:{server.port}") as remote:
         assert remote.search_many(["Ryun"], 1)[0][0].url == W + "Jim_Ryun"
@@ -173,6 +182,7 @@ def test_search_r1_shape(server):
         ("/access", {"urls": ["u"] * 257}, 400),
         ("/candidates", {"urls": "Jim Ryun"}, 400),
         ("/candidates", {"urls": ["Jim Ryun"], "limit": 0}, 400),
+        ("/candidates", {"urls": ["Jim Ryun"], "similar": "yes"}, 400),
         ("/nowhere", {"queries": ["ok"]}, 404),
     ],
 )

@@ -304,6 +304,22 @@ def test_access_miss_suggestions_are_off_by_default_and_never_break_the_call(ret
     assert NOT_FOUND_TEXT in text and "Title: Jim Ryun" in text
 
 
+def test_access_miss_suggests_a_title_with_a_typo_in_every_word(retriever):
+    # "Jmi Ryn": no word of it is in the index, so only the retriever's similar-title lookup finds it
+    [text] = AccessTool(retriever, suggestions=3).call_many([{"urls": [W + "Jmi_Ryn"]}])
+    assert text.splitlines()[2] == f"- {W}Jim_Ryun"
+    [without] = AccessTool(Counting(retriever), suggestions=3).call_many([{"urls": [W + "Jmi_Ryn"]}])
+    assert f"{W}Jim_Ryun" not in without
+
+
+def test_similar_titles_allow_one_typo_per_word(retriever):
+    got = retriever.similar_titles_many(["Jmi Ryn", W + "Marty_Liqouri", "Jim Ryun", "", "https://example.com/x"], 2)
+    assert got[0][0] == W + "Jim_Ryun" and got[1][0] == W + "Marty_Liquori" and got[2][0] == W + "Jim_Ryun"
+    assert got[3:] == [[], []]
+    assert all(len(urls) <= 2 for urls in got)
+    assert retriever.similar_titles_many(["Jxyz Rqqq"]) == [[]]  # two typos in a word: too far
+
+
 def test_access_suggestions_must_be_a_count():
     with pytest.raises(ValueError, match="suggestions"):
         AccessTool(None, suggestions=-1)

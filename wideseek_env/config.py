@@ -104,8 +104,9 @@ class EnvConfig:
     #: ``page_chars`` (the paper's behaviour); "section" returns the one ``## section`` (with its table)
     #: that best matches ``info_to_extract``, whole (cut only at ``page_chars``).
     access_mode: str = "relevant"
-    #: ``access`` on a URL not in the corpus: list up to this many pages with the nearest titles (a title
-    #: search of the index), so a misremembered URL costs a turn, not the episode. 0: the paper's bare
+    #: ``access`` on a URL not in the corpus: list up to this many pages with the nearest titles (titles
+    #: within one typo a word, and a search of the index for the title's words), so a misremembered URL
+    #: costs a turn, not the episode. 0: the paper's bare
     #: "No useful information is found under this URL."
     access_suggestions: int = 0
 

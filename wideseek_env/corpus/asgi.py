@@ -116,6 +116,7 @@ def make_app(retriever: Retriever, *, max_body_bytes: int = 1 << 20, max_items: 
     class CandidatesRequest(BaseModel):
         urls: list[StrictStr] = Field(description=f"URLs or bare titles (at most {max_items})")
         limit: StrictInt = Field(10, ge=1, le=MAX_CANDIDATES)
+        similar: StrictBool = Field(False, description="pages with titles within one typo a word")
 
     app = fastapi.FastAPI(
         title="wideseek retrieval server",
@@ -164,7 +165,7 @@ def make_app(retriever: Retriever, *, max_body_bytes: int = 1 << 20, max_items: 
     @app.post("/candidates")
     def candidates(body: CandidatesRequest) -> dict[str, Any]:
         too_many(body.urls, "urls")
-        finder = getattr(retriever, "candidates_many", None)
+        finder = getattr(retriever, "similar_titles_many" if body.similar else "candidates_many", None)
         if finder is None or not body.urls:
             return {"result": [[] for _ in body.urls]}
         return {"result": finder(body.urls, body.limit)}

@@ -53,12 +53,13 @@ from wideseek_env.corpus.build import MANIFEST_FILE, load_manifest
 from wideseek_env.corpus.index import INDEX_DIR, open_index, rebuild_command
 from wideseek_env.corpus.store import PAGES_FILE, PageStore
 from wideseek_env.corpus.types import Hit, Page
-from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url
+from wideseek_env.corpus.urls import NotWikipediaURL, canonical_url, url_to_title
 from wideseek_env.errors import CorpusNotBuiltError
 
 MAX_QUERY_TERMS = 32
 MAX_K = 100
 BODY_FIELD = "body"  # title + passage text in one field (corpus format 2)
+TITLE_FIELD = "title"  # the page title alone (similar_titles_many)
 
 _WORD = re.compile(r"\w+")
 
@@ -307,4 +308,34 @@ class LocalRetriever:
                 out.append([])
                 continue
             out.append(self.store.candidates(key, limit))
+        return out
+
+    def similar_titles_many(self, titles: Sequence[str], limit: int = 10) -> list[list[str]]:
+        """For each URL or title, up to ``limit`` page URLs whose titles share its words up to one
+        typo each, best first.
+
+        A Tantivy query over the ``title`` field in which every word of the title is a fuzzy term
+        (Levenshtein distance 1, a swap of neighbouring letters counting once), so "Jim Ryn" finds
+        "Jim Ryun" where a search for its words cannot. The ``access`` tool ranks these, with search
+        hits, to suggest pages for a URL not in the corpus. A URL that is no Wikipedia URL, or a title
+        without a word, gives ``[]``."""
+        if self._closed:
+            raise RuntimeError("LocalRetriever is closed")
+        searcher = self._searcher
+        out: list[list[str]] = []
+        for title in titles:
+            try:
+                text = sanitize_query(url_to_title(canonical_url(title, allow_bare_title=True)))
+            except NotWikipediaURL:
+                text = ""
+            if not text:
+                out.append([])
+                continue
+            query = self.index.parse_query(text, [TITLE_FIELD], fuzzy_fields={TITLE_FIELD: (False, 1, True)})
+            urls: list[str] = []
+            for _score, address in searcher.search(query, 4 * limit, count=False).hits:
+                url = searcher.doc(address).get_first("url")
+                if url not in urls:
+                    urls.append(url)
+            out.append(urls[:limit])
         return out

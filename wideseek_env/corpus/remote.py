@@ -223,12 +223,23 @@ class HTTPRetriever:
 
     def candidates_many(self, urls: Sequence[str], limit: int = 10) -> list[list[str]]:
         """``LocalRetriever.candidates_many`` on the server (``POST /candidates``)."""
+        return self._url_lists(urls, limit, similar=False)
+
+    def similar_titles_many(self, titles: Sequence[str], limit: int = 10) -> list[list[str]]:
+        """``LocalRetriever.similar_titles_many`` on the server (``POST /candidates`` with
+        ``"similar": true``)."""
+        return self._url_lists(titles, limit, similar=True)
+
+    def _url_lists(self, urls: Sequence[str], limit: int, *, similar: bool) -> list[list[str]]:
         urls = list(urls)
         out: list[list[str]] = [[] for _ in urls]
         wanted = [(i, u) for i, u in enumerate(urls) if isinstance(u, str) and u.strip()]
         for start in range(0, len(wanted), self.max_batch):
             batch = wanted[start : start + self.max_batch]
-            result = self._post("/candidates", {"urls": [u for _, u in batch], "limit": limit})
+            payload: dict[str, Any] = {"urls": [u for _, u in batch], "limit": limit}
+            if similar:
+                payload["similar"] = True
+            result = self._post("/candidates", payload)
             if len(result) != len(batch):
                 raise RetrievalServerError(
                     f"the retrieval server at {self.base_url} returned {len(result)} candidate lists "

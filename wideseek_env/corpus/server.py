@@ -18,7 +18,9 @@ Every Wikipedia URL form is accepted (``/wiki/X``, full URLs, ``index.php?title=
 ``POST /candidates`` with ``{"urls": [str, ...], "limit": int = 10}`` answers
 ``{"result": [[url, ...], ...]}``: for each URL or bare title, the stored pages it may mean when it
 finds no page as written (``LocalRetriever.candidates_many``); the ``access`` tool uses it to
-resolve "jim ryun" or offer "Mercury (planet)", "Mercury (element)".
+resolve "jim ryun" or offer "Mercury (planet)", "Mercury (element)". With ``"similar": true`` the
+lists are pages whose titles match up to one typo a word (``LocalRetriever.similar_titles_many``),
+which the ``access`` tool suggests for a URL not in the corpus.
 
 ``GET /health`` answers ``{"status": "ok", "passages": N}``.
 
@@ -384,7 +386,11 @@ class _Handler(BaseHTTPRequestHandler):
         limit = body.get("limit", 10)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CANDIDATES:
             raise RequestError(HTTPStatus.BAD_REQUEST, f'"limit" must be an integer from 1 to {MAX_CANDIDATES}')
-        finder = getattr(self.server.retriever, "candidates_many", None)
+        similar = body.get("similar", False)
+        if not isinstance(similar, bool):
+            raise RequestError(HTTPStatus.BAD_REQUEST, '"similar" must be true or false')
+        method = "similar_titles_many" if similar else "candidates_many"
+        finder = getattr(self.server.retriever, method, None)
         if finder is None or not urls:
             return {"result": [[] for _ in urls]}
         return {"result": finder(urls, limit)}

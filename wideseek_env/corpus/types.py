@@ -76,7 +76,9 @@ class Retriever(Protocol):
 
     Optional: ``candidates_many(urls, limit=10) -> list[list[str]]``, the stored page URLs each
     URL or bare title may mean when it finds no page as written (other case, same-named pages);
-    the ``access`` tool uses it when a retriever has it.
+    the ``access`` tool uses it when a retriever has it. Also optional:
+    ``similar_titles_many(titles, limit=10) -> list[list[str]]``, page URLs whose titles match each
+    title's words up to one typo a word; the ``access`` tool suggests from them on a URL not found.
     """
 
     def search_many(self, queries: Sequence[str], k: int = 3) -> list[list[Hit]]: ...

@@ -38,8 +38,9 @@ Bad input never raises:
 - a Wikipedia URL that is not in the corpus (and has no candidates): "No useful information is
   found under this URL." (the paper's text); with ``suggestions=N`` (off by default, so the paper's
   behaviour stays the default) the text also lists up to N pages whose titles best match the missing
-  title, found by a search of the index for the title's words (a misspelt or half-remembered URL then
-  costs a turn, not the episode);
+  title, found by the retriever's optional ``similar_titles_many`` (title words within one typo) and
+  a search of the index for the title's words (a misspelt or half-remembered URL then costs a turn,
+  not the episode);
 - ``info_to_extract`` missing, empty or not a string: the page is returned from its top.
 """
 
@@ -82,7 +83,8 @@ class AccessTool:
         mode: ``"relevant"`` (the module doc's selection) or ``"section"`` (:func:`select_section`: the best
             matching ``## section`` of the page, whole).
         suggestions: on a URL not in the corpus, list up to this many pages with the nearest titles
-            (``retriever.search_many`` over the title's words); 0 (default): the paper's bare text.
+            (``retriever.similar_titles_many`` where it exists, and ``search_many`` over the title's
+            words); 0 (default): the paper's bare text.
     """
 
     name = "access"
@@ -285,22 +287,34 @@ class AccessTool:
     def _nearest_titles(self, keys: list[str]) -> dict[str, list[str]]:
         """For each missing key, up to ``suggestions`` URLs of pages whose titles best match its title.
 
-        One ``search_many`` for all keys, each query the title's words, gives the pool (hits are
-        passages, so a page enters once); the pool is ranked by how closely each page's title matches
-        the missing one as a string (``difflib``), since a text search alone favours pages that only
-        mention those words. A search that fails suggests nothing (it only helps)."""
+        The pool: the retriever's optional ``similar_titles_many`` (titles within one typo a word),
+        then one ``search_many`` for all keys, each query the title's words (hits are passages, so a
+        page enters once). The pool is ranked by how closely each page's title matches the missing
+        one as a string (``difflib``), since a text search alone favours pages that only mention
+        those words. A lookup that fails adds nothing (it only helps)."""
         if not self.suggestions or not keys:
             return {}
         titles = [url_to_title(k) for k in keys]
-        try:
-            hits = self.retriever.search_many(titles, k=10 * self.suggestions)
-        except Exception:
-            return {}
+        limit = 10 * self.suggestions
+        lookups: list[Callable[[], list[list[str]]]] = []
+        similar = getattr(self.retriever, "similar_titles_many", None)
+        if similar is not None:
+            lookups.append(lambda: similar(titles, limit))
+        lookups.append(lambda: [[h.url for h in hits] for hits in self.retriever.search_many(titles, k=limit)])
+        pools: list[list[str]] = [[] for _ in keys]
+        for lookup in lookups:
+            try:
+                found = lookup()
+            except Exception:
+                continue
+            for pool, urls in zip(pools, found):
+                pool.extend(u for u in urls if isinstance(u, str) and u)
         out = {}
-        for key, title, found in zip(keys, titles, hits):
-            pool = list(dict.fromkeys(h.url for h in found if h.url))
-            pool.sort(key=lambda url: -SequenceMatcher(None, title.lower(), url_to_title(url).lower()).ratio())
-            out[key] = pool[: self.suggestions]
+        for key, title, pool in zip(keys, titles, pools):
+            ranked = list(dict.fromkeys(pool))
+            ranked.sort(key=lambda url: -SequenceMatcher(None, title.lower(), url_to_title(url).lower()).ratio())
+            if ranked:
+                out[key] = ranked[: self.suggestions]
         return out
 
     def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several,
