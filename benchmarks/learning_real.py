@@ -11,6 +11,10 @@ held-out test tasks that no stage trained on:
 - ``control``: the same GRPO steps from the same SFT checkpoint with a learning rate of ~0 (1e-12), so
   that a rise of ``grpo`` over ``sft`` is not the rollouts' sampling or the evaluation's noise.
 
+Evaluation is greedy. With ``--sampled-samples N`` the ``sft``, ``grpo`` and ``control`` versions are also
+evaluated sampled at the rollout temperature (N episodes a task, stages ``sampled-VERSION``): GRPO
+optimises that stochastic policy, and a gain there need not move the greedy mode.
+
     python benchmarks/learning_real.py --work /tmp/wideseek-learning --out benchmarks/results/learning_real.md
 
 Every stage runs in its own child process (vLLM's in-process engines do not share a process well) and
@@ -153,6 +157,20 @@ def stage_eval(args: argparse.Namespace, work: Path, version: str) -> None:
     evaluate(spec, work / f"eval-{version}", progress=True, print_table=True)
 
 
+def stage_sampled(args: argparse.Namespace, work: Path, version: str) -> None:
+    """``version`` on the same held-out tasks, sampled at the rollout temperature (``--temperature``),
+    ``--sampled-samples`` episodes a task: the policy GRPO optimises, where greedy decoding shows only
+    its mode. Writes ``work/sampled-VERSION``."""
+    from agents.eval import EvalSpec, evaluate
+
+    spec = EvalSpec(policy=args.policy, model=version_model(work, version, args.model),
+                    tasks=str(work / "tasks" / "test.jsonl"), preset=args.preset, env=env_overrides(args),
+                    limit=args.eval_limit, seed=args.seed, temperature=args.temperature,
+                    samples=args.sampled_samples, max_tokens=args.max_tokens, max_model_len=args.max_model_len,
+                    parallel=args.eval_parallel, policy_options=vllm_kwargs(args))
+    evaluate(spec, work / f"sampled-{version}", progress=True, print_table=True)
+
+
 def stage_kl(args: argparse.Namespace, work: Path) -> None:
     """How far GRPO (and the control) moved the policy from the SFT checkpoint, measured where it acts:
     the exact per-token KL(version || sft) and the version's entropy, averaged over the generated tokens
@@ -224,6 +242,23 @@ def _per_task(run: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _per_task_mean_f1(run: Path) -> dict[str, float]:
+    """Item F1 of each task, averaged over its sampled episodes."""
+    scores: dict[str, list[float]] = {}
+    for line in (run / "episodes.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        scores.setdefault(r["task_id"], []).append(r["scores"]["item_f1"])
+    return {t: sum(v) / len(v) for t, v in scores.items()}
+
+
+def _paired(a: dict[str, float], b: dict[str, float], skip: set[str]) -> dict[str, Any]:
+    """Mean of a - b (item F1, 0-100) over the tasks both hold, with a bootstrap 95% interval."""
+    common = sorted((set(a) & set(b)) - skip)
+    diffs = [100 * (a[t] - b[t]) for t in common]
+    return {"n_tasks": len(common), "item_f1_diff": round(sum(diffs) / max(len(diffs), 1), 2),
+            "ci95": [round(x, 2) for x in _bootstrap(diffs)]}
+
+
 def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> dict[str, Any]:
     result: dict[str, Any] = {"machine": describe_machine(), "model": args.model, "kinds": args.kinds,
                               "preset": args.preset, "env": env_overrides(args), "stage_seconds": timings,
@@ -265,13 +300,23 @@ def report(args: argparse.Namespace, work: Path, timings: dict[str, float]) -> d
         result["excluded"] = excluded
     skip = set(excluded["tasks"])
     result["paired"] = []
-    for v, base in (("grpo", "sft"), ("control", "sft"), ("grpo", "control")):
+    pairs = (("grpo", "sft"), ("control", "sft"), ("grpo", "control"))
+    for v, base in pairs:
         if v in per_task and base in per_task:
-            common = sorted((set(per_task[v]) & set(per_task[base])) - skip)
-            diffs = [100 * (per_task[v][t]["item_f1"] - per_task[base][t]["item_f1"]) for t in common]
-            result["paired"].append({"version": v, "minus": base, "n_tasks": len(common),
-                                     "item_f1_diff": round(sum(diffs) / max(len(diffs), 1), 2),
-                                     "ci95": [round(x, 2) for x in _bootstrap(diffs)]})
+            f1 = {name: {t: x["item_f1"] for t, x in per_task[name].items()} for name in (v, base)}
+            result["paired"].append({"version": v, "minus": base, **_paired(f1[v], f1[base], skip)})
+    sampled = {v: _per_task_mean_f1(work / f"sampled-{v}") for v in VERSIONS
+               if (work / f"sampled-{v}" / "summary.json").exists()}
+    if sampled:
+        result["sampled"] = {
+            "temperature": args.temperature, "samples": args.sampled_samples,
+            "item_f1": {v: round(100 * sum(f.values()) / max(len(f), 1), 2) for v, f in sampled.items()},
+            "item_f1_ci95": {v: [round(x, 2) for x in _bootstrap([100 * x for x in f.values()])]
+                             for v, f in sampled.items()},
+            "n_tasks": {v: len(f) for v, f in sampled.items()},
+            "paired": [{"version": v, "minus": base, **_paired(sampled[v], sampled[base], skip)}
+                       for v, base in pairs if v in sampled and base in sampled],
+        }
     if skip:
         for v in per_task:
             kept = [100 * x["item_f1"] for t, x in per_task[v].items() if t not in skip]
@@ -327,6 +372,17 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
         lo, hi = d["ci95"]
         lines += ["", f"{d['version']} - {d['minus']}, paired over {d['n_tasks']} tasks: {d['item_f1_diff']:+.1f} item F1 "
                   f"(95% bootstrap CI {lo:+.1f} to {hi:+.1f})."]
+    if "sampled" in result:
+        sp = result["sampled"]
+        lines += ["", f"Sampled at the rollout temperature {sp['temperature']} ({sp['samples']} episodes a task, "
+                  "item F1 averaged per task; the stochastic policy that GRPO optimises, where greedy decoding "
+                  "shows its mode): " + ", ".join(
+                      f"{v} {f1:.1f} ({sp['item_f1_ci95'][v][0]:.1f}-{sp['item_f1_ci95'][v][1]:.1f}, "
+                      f"{sp['n_tasks'][v]} tasks)" for v, f1 in sp["item_f1"].items()) + "."]
+        for d in sp["paired"]:
+            lo, hi = d["ci95"]
+            lines += ["", f"Sampled, {d['version']} - {d['minus']}, paired over {d['n_tasks']} tasks: "
+                      f"{d['item_f1_diff']:+.1f} item F1 (95% bootstrap CI {lo:+.1f} to {hi:+.1f})."]
     if "demos" in result:
         d = result["demos"]
         lines += ["", f"Demonstrations (scripted baseline on train tasks, kept at item F1 >= {result['settings']['min_f1']}): "
@@ -453,6 +509,8 @@ def main() -> None:
     p.add_argument("--curve-limit", type=int, default=12, help="held-out tasks of the curve evaluations")
     p.add_argument("--eval-limit", type=int, default=50, help="held-out tasks of the four final evaluations")
     p.add_argument("--eval-parallel", type=int, default=8)
+    p.add_argument("--sampled-samples", type=int, default=0,
+                   help="> 0: also evaluate sft, grpo and control sampled at --temperature, this many episodes a task")
     p.add_argument("--notes", default=None, help="a markdown file appended to the page (what a run's numbers mean)")
     p.add_argument("--stages", nargs="*", default=None, help="run only these stages (default: all, in order)")
     p.add_argument("--report-only", action="store_true", help="run no stage: write the page from what is in --work")
@@ -474,6 +532,8 @@ def main() -> None:
             stage_train(args, work, name)
         elif name.startswith("eval-"):
             stage_eval(args, work, name[len("eval-"):])
+        elif name.startswith("sampled-"):
+            stage_sampled(args, work, name[len("sampled-"):])
         elif name == "kl":
             stage_kl(args, work)
         else:
@@ -482,6 +542,8 @@ def main() -> None:
     # The warm start first: on a slow machine the SFT comparison lands before the untrained evaluation
     # (whose answers mostly run to the per-turn budget) and the GRPO stages.
     order = ["tasks", "demos", "sft", "eval-sft", "eval-untrained", "grpo", "control", "eval-grpo", "eval-control", "kl"]
+    if args.sampled_samples:
+        order += ["sampled-sft", "sampled-grpo", "sampled-control"]
     timings_file = work / "stage_seconds.json"
     timings = json.loads(timings_file.read_text()) if timings_file.exists() else {}
     env = {**os.environ, "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -489,7 +551,7 @@ def main() -> None:
     for name in order:
         if args.stages and name not in args.stages:
             continue
-        if name.startswith("eval-") and (work / name / "summary.json").exists() \
+        if name.startswith(("eval-", "sampled-")) and (work / name / "summary.json").exists() \
                 and json.loads((work / name / "summary.json").read_text()).get("complete"):
             continue
         if name == "kl" and (work / "kl.json").exists() \
