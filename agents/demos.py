@@ -15,7 +15,16 @@ Episodes whose item F1 is at least ``min_f1`` are kept; each agent of a kept epi
      "completion_tokens", "turns": [[prompt_len, completion_len, suffix_len], ...]}
 
 ``loss_mask`` is 1 exactly on the demonstrator's generated tokens (and the end-of-turn token the model
-must learn to emit). ``OUT/episodes.jsonl`` lists every episode played (kept or not), so a rerun of the
+must learn to emit).
+
+Recovery demonstrations (``recovery``, a share of episodes, 0 by default): a demonstrator never errs, so
+a model trained on it alone has never seen a failed call and answers right after one (on the compact
+single-agent transcribe tasks, 21 of 60 held-out episodes of such an SFT checkpoint ended that way). In
+the chosen episodes, each agent's first ``access`` call is replaced by a corrupted one, a page title
+with one letter dropped or a URL string left unclosed (:func:`corrupt_access_call`); the env answers it
+as it answers any such call (a miss, with suggestions when ``access_suggestions`` is on; an error with
+``invalid_call: error``), and on the next turn the demonstrator's real call is made. The corrupted turn
+is left out of the loss mask, so SFT learns the recovery, not the mistake (DART-style noise injection). ``OUT/episodes.jsonl`` lists every episode played (kept or not), so a rerun of the
 same command resumes; ``OUT/manifest.json`` holds the settings and the counts (a rerun with other settings
 is refused).
 """
@@ -24,6 +33,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +43,8 @@ from typing import Any, Sequence
 from agents.policy import AgentRequest, AgentResponse, ChatTokenPolicy, Generation, GenerationRequest, Policy
 from wideseek_env.errors import WideseekError
 
-__all__ = ["DemoConfig", "TeacherForcedPolicy", "write_demos", "read_demos", "run_cli", "add_arguments"]
+__all__ = ["DemoConfig", "TeacherForcedPolicy", "corrupt_access_call", "write_demos", "read_demos", "run_cli",
+           "add_arguments"]
 
 
 class DemosError(WideseekError, ValueError):
@@ -57,25 +69,84 @@ class DemoConfig:
     seed: int = 0
     parallel: int = 8
     kinds: list[str] | None = None
+    recovery: float = 0.0  # share of episodes with a corrupted first access call (module doc)
 
     def identity(self) -> dict[str, Any]:
         d = asdict(self)
         for k in ("out", "limit", "parallel"):  # a larger limit extends a run
             d.pop(k)
+        if not d["recovery"]:  # manifests written before the field existed stay valid
+            d.pop("recovery")
         return d
+
+
+# The first access URL of a Hermes tool call: the title part, then the closing quote.
+_ACCESS_URL = re.compile(r'("url":\s*"https?://en\.wikipedia\.org/wiki/)([^"]+)(")')
+
+
+def corrupt_access_call(text: str, rng: random.Random) -> str | None:
+    """``text`` with its first ``access`` call made to fail, or None when it holds no access call.
+
+    Either (at random) one letter of the first URL's page title is dropped (a miss), or the URL's
+    closing quote is dropped (a call that is not valid JSON)."""
+    if '"access"' not in text:
+        return None
+    match = _ACCESS_URL.search(text)
+    if match is None:
+        return None
+    title = match.group(2)
+    letters = [i for i, c in enumerate(title) if c.isalpha() and i > 0]
+    if letters and rng.random() < 0.5:
+        i = rng.choice(letters)
+        broken = match.group(1) + title[:i] + title[i + 1:] + match.group(3)
+    else:
+        broken = match.group(1) + title
+    return text[: match.start()] + broken + text[match.end():]
 
 
 class TeacherForcedPolicy(ChatTokenPolicy):
     """``teacher``'s texts as if ``tokenizer``'s model had generated them (see the module docstring)."""
 
-    def __init__(self, teacher: Policy, tokenizer: Any) -> None:
+    def __init__(self, teacher: Policy, tokenizer: Any, *, recovery: float = 0.0, seed: int = 0) -> None:
+        if not 0.0 <= recovery <= 1.0:
+            raise DemosError(f"recovery must be a share in [0, 1], got {recovery}")
         super().__init__(tokenizer, max_model_len=None, record_trajectories=True)
         self.teacher = teacher
+        self.recovery = recovery
+        self.seed = seed
         self._texts: list[str] = []
+        self._turns: dict[tuple[str, str], int] = {}  # turns taken so far, per (episode, agent)
+        self._detoured: set[tuple[str, str]] = set()  # agents whose first access call was corrupted
+        self._pending: dict[tuple[str, str], str] = {}  # the real call, made on the agent's next turn
+        self._masked: dict[str, dict[str, list[int]]] = {}  # episode -> agent -> corrupted turn indices
 
     def act(self, requests: Sequence[AgentRequest]) -> list[AgentResponse]:
-        self._texts = [r.text for r in self.teacher.act(requests)]
+        keys = [(r.episode_id, r.agent_id) for r in requests]
+        texts: list[str | None] = [self._pending.pop(k, None) for k in keys]
+        asked = [i for i, t in enumerate(texts) if t is None]
+        answers = self.teacher.act([requests[i] for i in asked]) if asked else []
+        for i, answer in zip(asked, answers):
+            texts[i] = self._maybe_detour(keys[i], answer.text)
+        for k in keys:
+            self._turns[k] = self._turns.get(k, 0) + 1
+        self._texts = [t or "" for t in texts]
         return super().act(requests)
+
+    def _maybe_detour(self, key: tuple[str, str], text: str) -> str:
+        """The corrupted call in place of ``text`` (which is kept for the next turn), or ``text``."""
+        episode, agent = key
+        if not self.recovery or key in self._detoured:
+            return text
+        rng = random.Random(f"{self.seed}:{episode}:{agent}")
+        if rng.random() >= self.recovery:
+            return text
+        broken = corrupt_access_call(text, rng)
+        if broken is None:
+            return text
+        self._detoured.add(key)
+        self._pending[key] = text
+        self._masked.setdefault(episode, {}).setdefault(agent, []).append(self._turns.get(key, 0))
+        return broken
 
     def _generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         if len(requests) != len(self._texts):
@@ -86,10 +157,23 @@ class TeacherForcedPolicy(ChatTokenPolicy):
     def reset_episode(self, episode_id: str) -> None:
         super().reset_episode(episode_id)
         self.teacher.reset_episode(episode_id)
+        self._forget(episode_id)
 
     def end_episode(self, episode_id: str) -> dict[str, Any]:
         self.teacher.end_episode(episode_id)
-        return super().end_episode(episode_id)
+        trajectories = super().end_episode(episode_id)
+        for agent, turns in self._masked.get(episode_id, {}).items():
+            if agent in trajectories:
+                trajectories[agent].set_mask(0, turns)
+        self._forget(episode_id)
+        return trajectories
+
+    def _forget(self, episode_id: str) -> None:
+        self._masked.pop(episode_id, None)
+        for table in (self._turns, self._pending):
+            for key in [k for k in table if k[0] == episode_id]:
+                del table[key]
+        self._detoured = {k for k in self._detoured if k[0] != episode_id}
 
     def close(self) -> None:
         self.teacher.close()
@@ -142,6 +226,8 @@ def write_demos(cfg: DemoConfig, *, progress: bool = True) -> dict[str, Any]:
 
     if not 0.0 <= cfg.min_f1 <= 1.0:
         raise DemosError(f"--min-f1 must be in [0, 1], got {cfg.min_f1}")
+    if not 0.0 <= cfg.recovery <= 1.0:
+        raise DemosError(f"--recovery must be a share in [0, 1], got {cfg.recovery}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest_path = out / "manifest.json"
@@ -165,7 +251,8 @@ def write_demos(cfg: DemoConfig, *, progress: bool = True) -> dict[str, Any]:
     with open(out / "demos.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in demos)
     jobs = [EpisodeJob(t.id, episode_id(t.id, 0), cfg.seed, (t.id, 0)) for t in selected if t.id not in played]
-    policy = TeacherForcedPolicy(teacher, AutoTokenizer.from_pretrained(model_dir))
+    policy = TeacherForcedPolicy(teacher, AutoTokenizer.from_pretrained(model_dir), recovery=cfg.recovery,
+                                 seed=cfg.seed)
     envs = [setup.make_env() for _ in range(max(1, min(cfg.parallel, len(jobs))))]
     bar = None
     if progress and jobs:
@@ -229,6 +316,8 @@ def add_arguments(p: Any) -> None:
     p.add_argument("--min-f1", type=float, default=0.8, help="keep episodes with item F1 >= this (0..1)")
     p.add_argument("--limit", type=int, default=None, help="play N tasks (a fixed seeded sample)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--recovery", type=float, default=0.0,
+                   help="share of episodes whose first access call is corrupted, then made right (0..1)")
     p.add_argument("--parallel", type=int, default=8)
     p.add_argument("--out", required=True, help="output directory (demos.jsonl, episodes.jsonl, manifest.json)")
 
@@ -243,6 +332,6 @@ def run_cli(args: Any) -> int:
     manifest = write_demos(DemoConfig(
         out=args.out, policy=args.policy, model=args.model, tasks=args.tasks, corpus=args.corpus,
         preset=args.preset, env=env, min_f1=args.min_f1, limit=args.limit, seed=args.seed,
-        parallel=args.parallel, kinds=args.kinds))
+        parallel=args.parallel, kinds=args.kinds, recovery=args.recovery))
     print(json.dumps(manifest, indent=1))
     return 0

@@ -81,7 +81,7 @@ def stage_demos(args: argparse.Namespace, work: Path) -> None:
     manifest = write_demos(DemoConfig(policy=args.demo_policy, tasks=str(work / "tasks" / "train.jsonl"),
                                       out=str(work / "demos"), model=args.model, min_f1=args.min_f1,
                                       preset=args.preset, env=env_overrides(args), limit=args.demo_tasks,
-                                      seed=args.seed, parallel=args.eval_parallel))
+                                      seed=args.seed, parallel=args.eval_parallel, recovery=args.recovery))
     print(json.dumps(manifest, indent=1), flush=True)
 
 
@@ -385,7 +385,10 @@ def write_page(result: dict[str, Any], out: Path, command: str) -> None:
                       f"{d['item_f1_diff']:+.1f} item F1 (95% bootstrap CI {lo:+.1f} to {hi:+.1f})."]
     if "demos" in result:
         d = result["demos"]
-        lines += ["", f"Demonstrations (scripted baseline on train tasks, kept at item F1 >= {result['settings']['min_f1']}): "
+        recovery = result["settings"].get("recovery") or 0.0
+        lines += ["", f"Demonstrations (scripted baseline on train tasks, kept at item F1 >= {result['settings']['min_f1']}"
+                  + (f"; a share {recovery} of episodes with a corrupted first access call, left out of the loss, "
+                     "then the real one" if recovery else "") + "): "
                   f"{d['episodes_kept']} of {d['episodes_played']} episodes kept (mean item F1 played "
                   f"{100 * d['mean_item_f1_played']:.1f}), {d['total_tokens']} tokens of which {d['completion_tokens']} "
                   f"trained (assistant tokens), longest {d['max_tokens']} tokens."]
@@ -491,6 +494,8 @@ def main() -> None:
     p.add_argument("--max-model-len", type=int, default=4096)
     p.add_argument("--demo-tasks", type=int, default=None, help="train tasks played for demos (default: all)")
     p.add_argument("--min-f1", type=float, default=0.8)
+    p.add_argument("--recovery", type=float, default=0.0,
+                   help="share of demo episodes with a corrupted first access call, then the real one (demos --recovery)")
     p.add_argument("--sft-steps", type=int, default=200)
     p.add_argument("--sft-batch", type=int, default=8)
     p.add_argument("--sft-micro-batch", type=int, default=1)

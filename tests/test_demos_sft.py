@@ -86,6 +86,66 @@ def test_loss_mask_covers_exactly_the_assistant_tokens(tiny, train_tasks, ottqa_
         assert spans == [tok.encode(text, add_special_tokens=False) + eot for text in ep.texts["agent"]]
 
 
+def test_corrupt_access_call_drops_a_title_letter_or_the_closing_quote():
+    import random
+
+    from agents.demos import corrupt_access_call
+
+    url = "https://en.wikipedia.org/wiki/List_of_GE_locomotives"
+    text = ('<tool_call>\n{"name": "access", "arguments": {"urls": [{"url": "' + url + '", "info_to_extract": "t"}]}}'
+            "\n</tool_call>")
+    seen = set()
+    for seed in range(20):
+        broken = corrupt_access_call(text, random.Random(seed))
+        assert broken != text and broken.startswith('<tool_call>\n{"name": "access"')
+        if len(broken) == len(text) - 1 and url not in broken:
+            seen.add("typo")  # one letter of the title gone, the JSON intact
+            json.loads(broken.split("\n")[1])
+        else:
+            seen.add("json")
+            assert broken.replace(url + ",", url + '",') == text
+    assert seen == {"typo", "json"}
+    assert corrupt_access_call('<tool_call>\n{"name": "search", "arguments": {"query": "x"}}\n</tool_call>',
+                               random.Random(0)) is None
+    assert corrupt_access_call("| a | b |", random.Random(0)) is None
+
+
+def test_recovery_demos_train_the_real_call_after_a_corrupted_one(tiny, train_tasks, ottqa_corpus):
+    from transformers import AutoTokenizer
+
+    from agents.episode import EpisodeJob
+    from agents.rollout import iter_episodes
+    from agents.setup import EnvSetup, build_policy, env_config
+    from wideseek_env.tasks import load_tasks
+
+    tok = AutoTokenizer.from_pretrained(str(tiny))
+    config = env_config("compact", {**ENV, "access_suggestions": 3, "invalid_call": "error"})
+    tasks = [t for t in load_tasks(train_tasks) if t.kind == "transcribe"][:3]
+    setup = EnvSetup.build(tasks, config, corpus=str(ottqa_corpus))
+    jobs = [EpisodeJob(t.id, f"e{i}", 0, i) for i, t in enumerate(tasks)]
+    plain = list(iter_episodes(setup.make_env, TeacherForcedPolicy(build_policy("scripted", env=config), tok),
+                               jobs, keep_transcripts=True))
+    detoured = list(iter_episodes(setup.make_env,
+                                  TeacherForcedPolicy(build_policy("scripted", env=config), tok, recovery=1.0),
+                                  jobs, keep_transcripts=True))
+    setup.close()
+    for before, after in zip(plain, detoured):
+        texts, traj = after.texts["agent"], after.trajectories["agent"]
+        assert len(texts) == len(before.texts["agent"]) + 1
+        assert texts[1:] == before.texts["agent"]  # the real call, then the demonstration as it was
+        reply = next(m for m in after.messages["agent"] if m["role"] == "tool")["content"]
+        assert "No useful information is found under this URL" in reply or reply.startswith("Error:")
+        assert sum(traj.turns[0].mask) == 0 and all(sum(t.mask) == len(t.mask) for t in traj.turns[1:])
+        assert after.scores()["item_f1"] == before.scores()["item_f1"]
+
+
+def test_recovery_share_must_be_in_0_1(tiny):
+    from agents.demos import DemosError
+
+    with pytest.raises(DemosError, match="recovery"):
+        TeacherForcedPolicy(None, None, recovery=1.5)
+
+
 def test_demos_keep_only_episodes_at_or_above_min_f1(tiny, train_tasks, ottqa_corpus, demos_all, tmp_path):
     played = {r["task_id"]: r["item_f1"] for r in _rows(demos_all / "episodes.jsonl")}
     assert len(played) == 10
