@@ -24,9 +24,10 @@ the chosen episodes, each agent's first ``access`` call is replaced by a corrupt
 with one letter dropped or a URL string left unclosed (:func:`corrupt_access_call`); the env answers it
 as it answers any such call (a miss, with suggestions when ``access_suggestions`` is on; an error with
 ``invalid_call: error``), and on the next turn the demonstrator's real call is made. The corrupted turn
-is left out of the loss mask, so SFT learns the recovery, not the mistake (DART-style noise injection). ``OUT/episodes.jsonl`` lists every episode played (kept or not), so a rerun of the
-same command resumes; ``OUT/manifest.json`` holds the settings and the counts (a rerun with other settings
-is refused).
+is left out of the loss mask, so SFT learns the recovery, not the mistake (DART-style noise injection).
+
+``OUT/episodes.jsonl`` lists every episode played (kept or not), so a rerun of the same command resumes;
+``OUT/manifest.json`` holds the settings and the counts (a rerun with other settings is refused).
 """
 
 from __future__ import annotations
