@@ -117,7 +117,6 @@ class TeacherForcedPolicy(ChatTokenPolicy):
         self.seed = seed
         self._texts: list[str] = []
         self._turns: dict[tuple[str, str], int] = {}  # turns taken so far, per (episode, agent)
-        self._detoured: set[tuple[str, str]] = set()  # agents whose first access call was corrupted
         self._pending: dict[tuple[str, str], str] = {}  # the real call, made on the agent's next turn
         self._masked: dict[str, dict[str, list[int]]] = {}  # episode -> agent -> corrupted turn indices
 
@@ -136,7 +135,7 @@ class TeacherForcedPolicy(ChatTokenPolicy):
     def _maybe_detour(self, key: tuple[str, str], text: str) -> str:
         """The corrupted call in place of ``text`` (which is kept for the next turn), or ``text``."""
         episode, agent = key
-        if not self.recovery or key in self._detoured:
+        if not self.recovery or agent in self._masked.get(episode, {}):  # one detour an agent
             return text
         rng = random.Random(f"{self.seed}:{episode}:{agent}")
         if rng.random() >= self.recovery:
@@ -144,7 +143,6 @@ class TeacherForcedPolicy(ChatTokenPolicy):
         broken = corrupt_access_call(text, rng)
         if broken is None:
             return text
-        self._detoured.add(key)
         self._pending[key] = text
         self._masked.setdefault(episode, {}).setdefault(agent, []).append(self._turns.get(key, 0))
         return broken
@@ -174,7 +172,6 @@ class TeacherForcedPolicy(ChatTokenPolicy):
         for table in (self._turns, self._pending):
             for key in [k for k in table if k[0] == episode_id]:
                 del table[key]
-        self._detoured = {k for k in self._detoured if k[0] != episode_id}
 
     def close(self) -> None:
         self.teacher.close()

@@ -29,7 +29,6 @@ import random
 import string
 import sys
 import time
-from difflib import SequenceMatcher
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -38,7 +37,7 @@ from benchmarks._common import describe_machine, pct  # noqa: E402
 from wideseek_env.corpus.local import LocalRetriever  # noqa: E402
 from wideseek_env.corpus.urls import canonical_url, url_to_title  # noqa: E402
 from wideseek_env.paths import default_corpus_dir  # noqa: E402
-from wideseek_env.tools.access import AccessTool  # noqa: E402
+from wideseek_env.tools.access import AccessTool, rank_by_title  # noqa: E402
 
 KINDS = ("deletion", "swap", "substitution")
 
@@ -97,10 +96,7 @@ def main() -> None:
     pools = retriever.search_many([url_to_title(t) for _, _, t in cases], k=10 * args.suggestions)
     pools = [list(dict.fromkeys(h.url for h in hits if h.url)) for hits in pools]
     search_order = [pool[: args.suggestions] for pool in pools]
-    by_title = [
-        sorted(pool, key=lambda u, t=url_to_title(typo).lower(): -SequenceMatcher(None, t, url_to_title(u).lower()).ratio())[: args.suggestions]
-        for pool, (_, _, typo) in zip(pools, cases)
-    ]
+    by_title = [rank_by_title(url_to_title(typo), pool)[: args.suggestions] for pool, (_, _, typo) in zip(pools, cases)]
 
     rows = []
     totals = {"tool": [0, 0], "by_title": [0, 0], "search": [0, 0]}

@@ -146,29 +146,19 @@ def vllm_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return {"gpu_memory_utilization": args.vllm_memory}
 
 
-def stage_eval(args: argparse.Namespace, work: Path, version: str) -> None:
+def stage_eval(args: argparse.Namespace, work: Path, version: str, *, sampled: bool = False) -> None:
+    """``version`` on the held-out tasks, greedy (``work/eval-VERSION``, transcripts kept) or, with
+    ``sampled``, at the rollout temperature (``--temperature``), ``--sampled-samples`` episodes a task
+    (``work/sampled-VERSION``): the policy GRPO optimises, where greedy decoding shows only its mode."""
     from agents.eval import EvalSpec, evaluate
 
     spec = EvalSpec(policy=args.policy, model=version_model(work, version, args.model),
                     tasks=str(work / "tasks" / "test.jsonl"), preset=args.preset, env=env_overrides(args),
-                    limit=args.eval_limit, seed=args.seed, temperature=0.0, max_tokens=args.max_tokens,
-                    max_model_len=args.max_model_len, parallel=args.eval_parallel, save_transcripts=True,
+                    limit=args.eval_limit, seed=args.seed, temperature=args.temperature if sampled else 0.0,
+                    samples=args.sampled_samples if sampled else 1, max_tokens=args.max_tokens,
+                    max_model_len=args.max_model_len, parallel=args.eval_parallel, save_transcripts=not sampled,
                     policy_options=vllm_kwargs(args))
-    evaluate(spec, work / f"eval-{version}", progress=True, print_table=True)
-
-
-def stage_sampled(args: argparse.Namespace, work: Path, version: str) -> None:
-    """``version`` on the same held-out tasks, sampled at the rollout temperature (``--temperature``),
-    ``--sampled-samples`` episodes a task: the policy GRPO optimises, where greedy decoding shows only
-    its mode. Writes ``work/sampled-VERSION``."""
-    from agents.eval import EvalSpec, evaluate
-
-    spec = EvalSpec(policy=args.policy, model=version_model(work, version, args.model),
-                    tasks=str(work / "tasks" / "test.jsonl"), preset=args.preset, env=env_overrides(args),
-                    limit=args.eval_limit, seed=args.seed, temperature=args.temperature,
-                    samples=args.sampled_samples, max_tokens=args.max_tokens, max_model_len=args.max_model_len,
-                    parallel=args.eval_parallel, policy_options=vllm_kwargs(args))
-    evaluate(spec, work / f"sampled-{version}", progress=True, print_table=True)
+    evaluate(spec, work / f"{'sampled' if sampled else 'eval'}-{version}", progress=True, print_table=True)
 
 
 def stage_kl(args: argparse.Namespace, work: Path) -> None:
@@ -538,7 +528,7 @@ def main() -> None:
         elif name.startswith("eval-"):
             stage_eval(args, work, name[len("eval-"):])
         elif name.startswith("sampled-"):
-            stage_sampled(args, work, name[len("sampled-"):])
+            stage_eval(args, work, name[len("sampled-"):], sampled=True)
         elif name == "kl":
             stage_kl(args, work)
         else:

@@ -62,6 +62,14 @@ Summarizer = Callable[[list[tuple[str, str, str]]], list[str]]
 _USAGE = 'expected {"urls": [{"url": "https://en.wikipedia.org/wiki/Title", "info_to_extract": "what to look for"}, ...]}'
 
 
+def rank_by_title(title: str, urls: Sequence[str]) -> list[str]:
+    """The distinct non-empty string ``urls``, closest page title to ``title`` first (``difflib`` ratio,
+    ignoring case; ties keep their order)."""
+    pool = list(dict.fromkeys(u for u in urls if isinstance(u, str) and u))
+    wanted = title.lower()
+    return sorted(pool, key=lambda url: -SequenceMatcher(None, wanted, url_to_title(url).lower()).ratio())
+
+
 @dataclass
 class _Request:
     url: str = ""
@@ -296,26 +304,21 @@ class AccessTool:
             return {}
         titles = [url_to_title(k) for k in keys]
         limit = 10 * self.suggestions
-        lookups: list[Callable[[], list[list[str]]]] = []
-        similar = getattr(self.retriever, "similar_titles_many", None)
-        if similar is not None:
-            lookups.append(lambda: similar(titles, limit))
-        lookups.append(lambda: [[h.url for h in hits] for hits in self.retriever.search_many(titles, k=limit)])
         pools: list[list[str]] = [[] for _ in keys]
-        for lookup in lookups:
-            try:
-                found = lookup()
-            except Exception:
-                continue
-            for pool, urls in zip(pools, found):
-                pool.extend(u for u in urls if isinstance(u, str) and u)
-        out = {}
-        for key, title, pool in zip(keys, titles, pools):
-            ranked = list(dict.fromkeys(pool))
-            ranked.sort(key=lambda url: -SequenceMatcher(None, title.lower(), url_to_title(url).lower()).ratio())
-            if ranked:
-                out[key] = ranked[: self.suggestions]
-        return out
+        similar = getattr(self.retriever, "similar_titles_many", None)
+        try:
+            if similar is not None:
+                for pool, urls in zip(pools, similar(titles, limit)):
+                    pool.extend(urls)
+        except Exception:
+            pass
+        try:
+            for pool, hits in zip(pools, self.retriever.search_many(titles, k=limit)):
+                pool.extend(h.url for h in hits)
+        except Exception:
+            pass
+        ranked = {key: rank_by_title(title, pool)[: self.suggestions] for key, title, pool in zip(keys, titles, pools)}
+        return {key: urls for key, urls in ranked.items() if urls}
 
     def _render(self, ci, ui, request: _Request, selected, summaries, summary_note, several,
                 nearest=None) -> str:
