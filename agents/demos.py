@@ -88,21 +88,37 @@ _ACCESS_URL = re.compile(r'("url":\s*"https?://en\.wikipedia\.org/wiki/)([^"]+)(
 def corrupt_access_call(text: str, rng: random.Random) -> str | None:
     """``text`` with its first ``access`` call made to fail, or None when it holds no access call.
 
-    Either (at random) one letter of the first URL's page title is dropped (a miss), or the URL's
-    closing quote is dropped (a call that is not valid JSON)."""
+    One of three faults, at random: a letter of the first URL's page title dropped, the title's
+    punctuation left out (commas, periods, parentheses and apostrophes dropped, dashes made underscores;
+    a letter is dropped instead when the title has none), both misses; or the URL's closing quote
+    dropped, a call that is not valid JSON. These are the first-call faults a small model makes on
+    its own (missing pages and unclosed strings), so the detour looks like its own mistakes."""
     if '"access"' not in text:
         return None
     match = _ACCESS_URL.search(text)
     if match is None:
         return None
+    fault = rng.randrange(3)
+    if fault == 2:
+        return text[: match.start()] + match.group(1) + match.group(2) + text[match.end():]
     title = match.group(2)
-    letters = [i for i, c in enumerate(title) if c.isalpha() and i > 0]
-    if letters and rng.random() < 0.5:
-        i = rng.choice(letters)
-        broken = match.group(1) + title[:i] + title[i + 1:] + match.group(3)
+    plain = _plain_title(title)
+    if fault == 1 and plain and plain != title:
+        title = plain
     else:
-        broken = match.group(1) + title
-    return text[: match.start()] + broken + text[match.end():]
+        letters = [i for i, c in enumerate(title) if c.isalpha() and i > 0]
+        if not letters:
+            return text[: match.start()] + match.group(1) + title + text[match.end():]
+        i = rng.choice(letters)
+        title = title[:i] + title[i + 1:]
+    return text[: match.start()] + match.group(1) + title + match.group(3) + text[match.end():]
+
+
+def _plain_title(title: str) -> str:
+    """``title`` without its punctuation: ``Whistler,_British_Columbia`` -> ``Whistler_British_Columbia``."""
+    title = re.sub(r"[-\u2013\u2014]", "_", title)
+    title = re.sub(r"[,.()'\u2019]", "", title)
+    return re.sub(r"_+", "_", title).strip("_")
 
 
 class TeacherForcedPolicy(ChatTokenPolicy):

@@ -110,6 +110,21 @@ def test_corrupt_access_call_drops_a_title_letter_or_the_closing_quote():
     assert corrupt_access_call("| a | b |", random.Random(0)) is None
 
 
+def test_corrupt_access_call_also_leaves_out_a_titles_punctuation():
+    import random
+
+    from agents.demos import corrupt_access_call
+
+    text = ('<tool_call>\n{"name": "access", "arguments": {"urls": [{"url": '
+            '"https://en.wikipedia.org/wiki/Whistler,_British_Columbia", "info_to_extract": "t"}]}}\n</tool_call>')
+    broken = {corrupt_access_call(text, random.Random(seed)).split("\n")[1] for seed in range(30)}
+    plain = text.split("\n")[1].replace("Whistler,_British", "Whistler_British")
+    assert plain in broken
+    misses = [json.loads(call) for call in broken if call.count('"') == text.count('"')]  # quotes all closed
+    assert misses and all(not m["arguments"]["urls"][0]["url"].endswith("Whistler,_British_Columbia")
+                          for m in misses)
+
+
 def test_recovery_demos_train_the_real_call_after_a_corrupted_one(tiny, train_tasks, ottqa_corpus):
     from transformers import AutoTokenizer
 
