@@ -111,8 +111,8 @@ def stage_train(args: argparse.Namespace, work: Path, name: str) -> None:
     task_ids = sorted(t.id for t in load_tasks(train_file))[: args.train_tasks] if args.train_tasks else None
     cfg = TrainConfig(
         model=str(sft_checkpoint(work)), policy=args.policy, vllm_kwargs=vllm_kwargs(args),
-        compute_dtype="bfloat16", gradient_checkpointing=True, max_model_len=args.max_model_len,
-        tasks=str(train_file), task_ids=task_ids, eval_tasks=str(work / "tasks" / "test.jsonl"),
+        compute_dtype="bfloat16", gradient_checkpointing=args.grpo_gradient_checkpointing,
+        max_model_len=args.max_model_len, tasks=str(train_file), task_ids=task_ids, eval_tasks=str(work / "tasks" / "test.jsonl"),
         preset=args.preset, env=env_overrides(args), steps=args.grpo_steps, tasks_per_step=args.tasks_per_step,
         group_size=args.group_size, temperature=args.temperature, max_tokens=args.max_tokens,
         turn_selection="rlinf", aggregation="dual_level", dynamic_sampling="drop",
@@ -493,6 +493,9 @@ def main() -> None:
     p.add_argument("--sft-max-length", type=int, default=4096)
     p.add_argument("--grpo-steps", type=int, default=12)
     p.add_argument("--grpo-lr", type=float, default=1e-6)
+    p.add_argument("--grpo-gradient-checkpointing", action=argparse.BooleanOptionalAction, default=True,
+                   help="off: GRPO and control update passes ~20%% faster on CPU for ~1.6x the activation memory "
+                        "(SmolLM2-135M, 4096-token microbatch: 9.5 GB against 5.8 GB)")
     p.add_argument("--tasks-per-step", type=int, default=4)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--temperature", type=float, default=1.0)
