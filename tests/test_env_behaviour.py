@@ -497,3 +497,24 @@ def test_huge_and_odd_actions(make_env):
     assert env.observation_space("sub_0").contains(obs["sub_0"])
     obs, _, _, _, infos = env.step({"sub_0": b"bytes report \xff"})
     assert env.observation_space("lead").contains(obs["lead"]) and "bytes report" in obs["lead"]["text"]
+
+
+def test_repeat_note_names_the_turn_an_agent_repeats_exactly(make_env):
+    env = make_env(EnvConfig(mode="single", repeat_note=True))
+    missing = access("https://en.wikipedia.org/wiki/Jim_Ryunn")
+    broken = '<tool_call>\n{"name": "access", "arguments": {"urls": [{"url": "x}\n</tool_call>'
+    notes = []
+    for action in (missing, search("Jim Ryun"), missing, broken, broken, broken):
+        _, _, _, _, infos = env.step({"agent": action})
+        notes.append(infos["agent"]["messages"][-1]["content"].count("Note: this message repeats"))
+    assert notes == [0, 0, 1, 0, 1, 1]
+    last = env.context("agent")[-1]["content"]
+    assert prompts.repeat_note(4) in last and last.endswith(prompts.turn_hint(7, 50))
+
+
+def test_repeat_note_is_off_by_default(make_env):
+    env = make_env(EnvConfig(mode="single"))
+    missing = access("https://en.wikipedia.org/wiki/Jim_Ryunn")
+    for _ in range(2):
+        _, _, _, _, infos = env.step({"agent": missing})
+    assert "repeats" not in infos["agent"]["messages"][-1]["content"]

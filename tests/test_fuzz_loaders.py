@@ -397,7 +397,7 @@ env_fields = st.sampled_from([
     "invalid_call", "search_top_k", "max_search_queries", "snippet_chars", "max_access_urls", "page_chars",
     "max_action_chars", "max_observation_chars", "turn_hint", "subagent_pool_size", "max_pool_size",
     "reward_shaping", "format_bonus", "access_bonus", "length_penalty", "length_penalty_start",
-    "length_penalty_range", "scoring_compat", "access_suggestions",
+    "length_penalty_range", "scoring_compat", "access_suggestions", "repeat_note",
 ]) | st.text(max_size=10)
 config_values = (json_values | st.floats() | st.integers(-5, 5) | st.sampled_from(["multi", "single", "error", "final",
                                                                                   "default", "widesearch"]))

@@ -68,6 +68,8 @@ class AgentState:
     open_groups: int = 0
     group: Group | None = None  # the call_subagent group this subagent belongs to
     record: AgentRecord | None = None
+    calls_seen: dict[str, int] = field(default_factory=dict)  # tool-call message signature -> first turn
+    repeat_of: int | None = None  # the earlier turn the current message repeats (EnvConfig.repeat_note)
 
 
 @dataclass

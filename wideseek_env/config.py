@@ -84,6 +84,10 @@ class EnvConfig:
     max_observation_chars: int = 1 << 21
     #: Append "Your next answer will be on turn t; you MUST finish by turn max" to every observation.
     turn_hint: bool = True
+    #: Tool results of a message that repeats an earlier one of the same agent exactly (the same calls with
+    #: the same arguments, or the same malformed text) end with a note naming that turn, so an agent stuck
+    #: in a loop is told so (a departure from the paper, which shows nothing; off by default).
+    repeat_note: bool = False
     #: None: derived from the limits (see the module docstring); else the exact pool size.
     subagent_pool_size: int | None = None
     #: Upper bound of the derived pool size.
@@ -151,7 +155,7 @@ class EnvConfig:
             raise ConfigError(
                 f"EnvConfig.max_observation_chars must be >= 1024, got {self.max_observation_chars}"
             )
-        for name in ("first_tool_call_only", "turn_hint", "reward_shaping"):
+        for name in ("first_tool_call_only", "turn_hint", "reward_shaping", "repeat_note"):
             value = getattr(self, name)
             if not isinstance(value, bool):  # "no" or 0 from a config file would silently mean True/False
                 raise ConfigError(f"EnvConfig.{name} must be true or false, got {value!r}")

@@ -40,7 +40,8 @@ Limits and failures
     ``invalid_call="final"``, a malformed call or a tool the role lacks makes the message the agent's
     final answer, as in the paper). Parse errors have no call id of their own: their tool messages
     carry a synthetic ``tool_call_id`` (``<agent>_t<turn>_err<k>``) that no assistant ``tool_calls``
-    entry lists.
+    entry lists. With ``EnvConfig.repeat_note``, the tool results of a message that repeats one of the
+    agent's earlier messages exactly end with ``prompts.repeat_note(turn)``.
 
 Observations and infos
     ``observation_space(a)`` is ``Dict({"text": UnicodeText(...)})``; the text is what is new for the
@@ -460,6 +461,11 @@ class WideSeekEnv(ParallelEnv):
 
         out = Outcome(st.id, "tools")
         st.slots = []
+        if cfg.repeat_note:
+            signature = json.dumps([[c.name, c.arguments] for c in parsed.tool_calls] + list(parsed.errors),
+                                   sort_keys=True, default=str)
+            st.repeat_of = st.calls_seen.setdefault(signature, st.turn)
+            st.repeat_of = None if st.repeat_of == st.turn else st.repeat_of
         budget = cfg.max_subagents_per_call
         for call in parsed.tool_calls:
             slot = len(st.slots)
@@ -608,6 +614,9 @@ class WideSeekEnv(ParallelEnv):
         msgs = []
         for s in st.slots:
             msgs.append({"role": "tool", "tool_call_id": s.call_id, "name": s.name, "content": s.text or ""})
+        if msgs and st.repeat_of is not None:
+            msgs[-1]["content"] += "\n\n" + prompts.repeat_note(st.repeat_of)
+            st.repeat_of = None
         if msgs and self.config.turn_hint:
             msgs[-1]["content"] += "\n\n" + prompts.turn_hint(st.turn + 1, st.max_turns)
         for m in msgs:

@@ -57,6 +57,12 @@ SUBTASK_TEMPLATE = "{task}\n\nYour current subtask is: {subtask}"
 
 TURN_HINT_TEMPLATE = "Your next answer will be on turn {turn}; you MUST finish by turn {max_turns}."
 
+# Not in the paper (EnvConfig.repeat_note): a small model under greedy decoding repeats a failed call
+# until its turns run out; naming the repeat is the cheapest nudge that applies to every tool.
+REPEAT_NOTE_TEMPLATE = ("Note: this message repeats your message of turn {turn} exactly, so its results are "
+                        "the same. Change the call (another URL from the list above, other words, valid JSON) "
+                        "or give your final answer.")
+
 
 # Compact prompts (``EnvConfig.prompts = "compact"``): a departure from the paper's prompts, for small
 # models whose context is short: the same roles and answer format in a few sentences.
@@ -95,6 +101,11 @@ def subagent_user_message(task: str, subtask: str) -> str:
 def turn_hint(turn: int, max_turns: int) -> str:
     """``Your next answer will be on turn t; you MUST finish by turn max.``"""
     return TURN_HINT_TEMPLATE.format(turn=turn, max_turns=max_turns)
+
+
+def repeat_note(turn: int) -> str:
+    """The note under the tool results of a message that repeats the agent's message of ``turn``."""
+    return REPEAT_NOTE_TEMPLATE.format(turn=turn)
 
 
 def report_block(index: int, subtask: str, result: str) -> str:
