@@ -576,19 +576,17 @@ def main() -> None:
 def _without_stages(argv: list[str]) -> list[str]:
     """``argv`` less what does not change the measurements (``--stages ...``, ``--report-only``,
     ``--notes FILE``), so the page's command reruns the whole chain."""
-    out, skip = [], 0  # skip: -1 = the values of --stages, up to the next option; n > 0 = n more values
-    for a in argv:
-        if a == "--stages":
-            skip = -1
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        i += 1
+        if a == "--stages":  # its values run up to the next option
+            while i < len(argv) and not argv[i].startswith("--"):
+                i += 1
         elif a == "--notes":
-            skip = 1
-        elif skip == -1 and not a.startswith("--") or skip > 0:
-            skip = max(skip - 1, 0) if skip > 0 else -1
+            i += 1
         elif a != "--report-only" and not a.startswith("--notes="):
-            skip = 0
             out.append(a)
-        else:
-            skip = 0
     return out
 
 

@@ -464,8 +464,8 @@ class WideSeekEnv(ParallelEnv):
         if cfg.repeat_note:
             signature = json.dumps([[c.name, c.arguments] for c in parsed.tool_calls] + list(parsed.errors),
                                    sort_keys=True, default=str)
-            st.repeat_of = st.calls_seen.setdefault(signature, st.turn)
-            st.repeat_of = None if st.repeat_of == st.turn else st.repeat_of
+            first = st.calls_seen.setdefault(signature, st.turn)
+            st.repeat_of = first if first != st.turn else None
         budget = cfg.max_subagents_per_call
         for call in parsed.tool_calls:
             slot = len(st.slots)
